@@ -1,0 +1,9 @@
+"""mock_server: a local emulator of the Replicate-style predictions API for FLUX image models."""
+
+from __future__ import annotations
+
+from mock_server.app import create_app
+from mock_server.config import Settings
+
+__version__ = "0.1.0"
+__all__ = ["Settings", "__version__", "create_app"]

@@ -1,0 +1,98 @@
+"""create_app(): builds the context (settings, clock, store, spec, fixtures) and the route table."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Route
+
+from mock_server.clock import Clock, SystemClock
+from mock_server.config import Settings
+from mock_server.context import AppContext
+from mock_server.errors import APIError, handle_api_error
+from mock_server.fixtures import load_fixtures
+from mock_server.image_cache import ImageCache
+from mock_server.responses import COMET_PREFIX, REPLICATE_PREFIX
+from mock_server.routes import files, models, predictions
+from mock_server.spec import load_spec
+from mock_server.store import MemoryStore, PredictionStore
+
+
+def api_routes(prefix: str, name_prefix: str) -> list[BaseRoute]:
+    """The API under one prefix; route names are the spec's operationIds."""
+    table = [
+        (
+            "/models/{owner}/{name}/predictions",
+            "POST",
+            predictions.create_prediction,
+            "createPrediction",
+        ),
+        (
+            "/predictions",
+            "POST",
+            predictions.create_prediction_by_version,
+            "createPredictionByVersion",
+        ),
+        ("/predictions", "GET", predictions.list_predictions, "listPredictions"),
+        ("/predictions/{prediction_id}", "GET", predictions.get_prediction, "getPrediction"),
+        (
+            "/predictions/{prediction_id}/cancel",
+            "POST",
+            predictions.cancel_prediction,
+            "cancelPrediction",
+        ),
+        ("/models/{owner}/{name}", "GET", models.get_model, "getModel"),
+        (
+            "/models/{owner}/{name}/versions/{version_id}",
+            "GET",
+            models.get_model_version,
+            "getModelVersion",
+        ),
+    ]
+    return [
+        Route(prefix + path, endpoint, methods=[method], name=name_prefix + op)
+        for path, method, endpoint, op in table
+    ]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    store: PredictionStore | None = None,
+) -> Starlette:
+    """A fresh app: nothing is shared with any other app in the process."""
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+    context = AppContext(
+        settings=settings,
+        clock=clock,
+        store=store or MemoryStore(settings.max_predictions),
+        spec=load_spec(settings.spec_path),
+        models=load_fixtures(settings.fixtures_dir),
+        images=ImageCache(settings.image_cache_bytes),
+        started_at=clock.now(),
+        allowed_tokens=frozenset(settings.api_tokens),
+    )
+    routes = [
+        *api_routes(COMET_PREFIX, ""),
+        *api_routes(REPLICATE_PREFIX, "v1_"),
+        Route(
+            "/delivery/{prediction_id}/{filename}",
+            files.get_output_file,
+            methods=["GET"],
+            name="getOutputFile",
+        ),
+        Route("/openapi.yaml", files.get_openapi_yaml, methods=["GET"], name="getOpenapiYaml"),
+        Route("/openapi.json", files.get_openapi_json, methods=["GET"], name="getOpenapiJson"),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            APIError: handle_api_error,
+            HTTPException: handle_api_error,
+            Exception: handle_api_error,
+        },
+    )
+    app.state.ctx = context
+    return app

@@ -1,0 +1,103 @@
+"""Command line: flags (each also a MOCK_SERVER_* variable) -> Settings -> uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+
+from mock_server.config import Settings
+from mock_server.fixtures import FixtureError, load_fixtures
+from mock_server.spec import SpecError, load_spec
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mock-server",
+        description="Local emulator of the Replicate-style predictions API for FLUX models. "
+        "Every flag can also be set as MOCK_SERVER_<FLAG> (e.g. MOCK_SERVER_TIME_SCALE=0.1).",
+    )
+    parser.add_argument("command", nargs="?", choices=["serve", "check"], default="serve",
+                        help="serve (default) or check: validate the spec and fixtures, then exit")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 8000; 0 picks a free port)")
+    parser.add_argument("--seed", type=int, help="seed for ids and images (default 0)")
+    parser.add_argument("--time-scale", type=float, dest="time_scale",
+                        help="multiply every model's timing (default 1.0; 0 finishes at once)")
+    parser.add_argument("--fixtures", dest="fixtures_dir", help="fixtures folder (models/<owner>/<name>.yaml)")
+    parser.add_argument("--spec", dest="spec_path", help="OpenAPI document to serve and validate with")
+    parser.add_argument("--public-url", dest="public_url",
+                        help="base URL for output and prediction URLs (default: the request's host)")
+    parser.add_argument("--api-token", dest="api_tokens", action="append",
+                        help="accept only this bearer token (repeatable; default: any token)")
+    parser.add_argument("--max-body-bytes", type=int, dest="max_body_bytes", help="request body limit")
+    parser.add_argument("--access-log", action="store_true", default=None, dest="access_log",
+                        help="log every request (halves throughput)")
+    return parser
+
+
+def settings_from(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[str, Settings]:
+    args = vars(build_parser().parse_args(argv))
+    command = args.pop("command")
+    if args.get("api_tokens"):
+        args["api_tokens"] = tuple(args["api_tokens"])
+    for key in ("fixtures_dir", "spec_path"):
+        if args.get(key):
+            from pathlib import Path
+
+            args[key] = Path(args[key])
+    return command, Settings.from_env(environ, **args)
+
+
+def check(settings: Settings) -> int:
+    """Load the spec and every fixture; name the first problem."""
+    try:
+        load_spec(settings.spec_path)
+        models = load_fixtures(settings.fixtures_dir)
+    except (SpecError, FixtureError) as exc:
+        sys.stderr.write(f"mock-server check: {exc}\n")
+        return 1
+    sys.stdout.write(f"ok: {settings.spec_path} and {len(models)} model fixtures\n")
+    return 0
+
+
+def serve(settings: Settings) -> int:
+    import uvicorn
+
+    from mock_server.app import create_app
+
+    try:
+        app = create_app(settings)
+    except (SpecError, FixtureError) as exc:
+        sys.stderr.write(f"mock-server: {exc}\n")
+        return 1
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sys.stderr.write(f"mock-server: cannot listen on {settings.host}:{settings.port}: {exc}\n")
+        return 1
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    sys.stdout.write(f"mock-server listening on http://{shown}:{port}\n")
+    sys.stdout.flush()
+    config = uvicorn.Config(
+        app,
+        http="httptools",
+        loop="uvloop",
+        access_log=settings.access_log,
+        log_level="info" if settings.access_log else "warning",
+        server_header=False,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    command, settings = settings_from(argv, os.environ)
+    return check(settings) if command == "check" else serve(settings)

@@ -1,0 +1,62 @@
+"""Settings: every knob of the server in one frozen dataclass; only `from_env` reads the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+ENV_PREFIX = "MOCK_SERVER_"
+
+
+def _bundled(name: str) -> Path:
+    """A file shipped beside the package (source checkout) or inside it (wheel)."""
+    inside = PACKAGE_DIR / "_data" / name
+    return inside if inside.exists() else PROJECT_DIR / name
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Server settings. Every field has a default; tests build `Settings(...)` directly."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    seed: int = 0
+    time_scale: float = 1.0
+    fixtures_dir: Path = field(default_factory=lambda: _bundled("fixtures"))
+    spec_path: Path = field(default_factory=lambda: _bundled("openapi.yaml"))
+    public_url: str | None = None
+    api_tokens: tuple[str, ...] = ()
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_predictions: int = 200_000
+    image_cache_bytes: int = 256 * 1024 * 1024
+    access_log: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: object) -> Settings:
+        """Settings from `MOCK_SERVER_*` variables in `environ`, then `overrides` (not None)."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if f.name == "api_tokens":
+                raw = environ.get(ENV_PREFIX + "API_TOKEN", raw)
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse(name: str, raw: str) -> object:
+    if name in ("port", "seed", "max_body_bytes", "max_predictions", "image_cache_bytes"):
+        return int(raw)
+    if name == "time_scale":
+        return float(raw)
+    if name in ("fixtures_dir", "spec_path"):
+        return Path(raw)
+    if name == "api_tokens":
+        return tuple(t.strip() for t in raw.split(",") if t.strip())
+    if name == "access_log":
+        return raw.lower() in ("1", "true", "yes", "on")
+    return raw

@@ -1,0 +1,50 @@
+"""AppContext: everything a handler needs, built once by `create_app` and kept on app.state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from starlette.requests import Request
+
+from mock_server.clock import Clock
+from mock_server.config import Settings
+from mock_server.errors import NotFound
+from mock_server.fixtures import ModelFixture
+from mock_server.image_cache import ImageCache
+from mock_server.spec import Spec
+from mock_server.store import PredictionStore
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    clock: Clock
+    store: PredictionStore
+    spec: Spec
+    models: dict[str, ModelFixture]
+    images: ImageCache
+    started_at: datetime
+    allowed_tokens: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        self.by_version = {m.version: m for m in self.models.values()}
+        self.body_validator = self.spec.validator("PredictionRequest")
+        self.version_body_validator = self.spec.validator("VersionPredictionRequest")
+
+    def model(self, owner: str, name: str) -> ModelFixture:
+        fixture = self.models.get(f"{owner}/{name}")
+        if fixture is None:
+            raise NotFound()
+        return fixture
+
+    def public_base(self, request: Request) -> str:
+        """Where clients reach us: --public-url, else the scheme and host the request used."""
+        if self.settings.public_url:
+            return self.settings.public_url.rstrip("/")
+        return str(request.base_url).rstrip("/")
+
+
+def ctx(request: Request) -> AppContext:
+    context: AppContext = request.app.state.ctx
+    return context

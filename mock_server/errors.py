@@ -1,0 +1,147 @@
+"""The API's error hierarchy and the one handler that renders it as problem+json.
+
+APIError                    (any status; title, detail)
+├── BadRequest              400  malformed JSON, a body that is not an object, a bad cursor
+├── Unauthenticated         401  missing or unknown bearer token
+├── NotFound                404  unknown model, version, prediction or file
+├── MethodNotAllowed        405  carries the `Allow` header
+├── PayloadTooLarge         413  body over --max-body-bytes
+├── UnsupportedMediaType    415  a body that is not application/json
+├── InvalidVersion          422  create-by-version with an unknown version
+├── ValidationFailed        422  input (or body) fails its schema; carries invalid_fields
+└── InternalError           500  anything unexpected (no traceback in the body)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+log = logging.getLogger("mock_server")
+PROBLEM_JSON = "application/problem+json"
+
+
+class APIError(Exception):
+    status_code = 500
+    title = "Internal Server Error"
+    default_detail = "An unexpected error occurred."
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None) -> None:
+        self.detail = detail or self.default_detail
+        self.headers = headers or {}
+        super().__init__(self.detail)
+
+    def body(self) -> dict[str, Any]:
+        return {"title": self.title, "detail": self.detail, "status": self.status_code}
+
+
+class BadRequest(APIError):
+    status_code = 400
+    title = "Bad request"
+    default_detail = "The request could not be understood."
+
+
+class Unauthenticated(APIError):
+    status_code = 401
+    title = "Unauthenticated"
+    default_detail = "You did not pass an authentication token"
+
+
+class NotFound(APIError):
+    status_code = 404
+    title = "Not found"
+    default_detail = "The requested resource could not be found."
+
+
+class MethodNotAllowed(APIError):
+    status_code = 405
+    title = "Method not allowed"
+    default_detail = "The method is not allowed for the requested URL."
+
+
+class PayloadTooLarge(APIError):
+    status_code = 413
+    title = "Request body too large"
+    default_detail = "The request body is larger than the server accepts."
+
+
+class UnsupportedMediaType(APIError):
+    status_code = 415
+    title = "Unsupported media type"
+    default_detail = "Content-Type must be application/json"
+
+
+class InvalidVersion(APIError):
+    status_code = 422
+    title = "Invalid version or not permitted"
+    default_detail = (
+        "The specified version does not exist (or perhaps you don't have permission to use it?)"
+    )
+
+
+@dataclass(frozen=True)
+class InvalidField:
+    type: str
+    field: str
+    description: str
+
+
+class ValidationFailed(APIError):
+    status_code = 422
+    title = "Input validation failed"
+
+    def __init__(self, problems: list[InvalidField]) -> None:
+        self.invalid_fields = problems
+        detail = "".join(f"- {p.field or '(root)'}: {p.description}\n" for p in problems)
+        super().__init__(detail)
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        body["invalid_fields"] = [
+            {"type": p.type, "field": p.field, "description": p.description}
+            for p in self.invalid_fields
+        ]
+        return body
+
+
+class InternalError(APIError):
+    pass
+
+
+def problem_response(error: APIError) -> Response:
+    return Response(
+        orjson.dumps(error.body()),
+        status_code=error.status_code,
+        headers=error.headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: BadRequest,
+    401: Unauthenticated,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+}
+
+
+async def handle_api_error(request: Request, exc: Exception) -> Response:
+    """The one handler: APIError, Starlette's HTTPException (404/405 from routing) and the rest."""
+    if isinstance(exc, APIError):
+        return problem_response(exc)
+    if isinstance(exc, HTTPException):
+        cls = _BY_STATUS.get(exc.status_code)
+        error = cls(headers=dict(exc.headers or {})) if cls else APIError(str(exc.detail))
+        if cls is None:
+            error.status_code = exc.status_code
+        return problem_response(error)
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(InternalError())

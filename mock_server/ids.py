@@ -1,0 +1,35 @@
+"""Prediction ids: 26 characters of lowercase Crockford base32, derived, never random."""
+
+from __future__ import annotations
+
+import hashlib
+
+import orjson
+
+ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+ID_LENGTH = 26
+
+
+def encode(data: bytes, length: int = ID_LENGTH) -> str:
+    """The first `length` base32 digits (5 bits each) of `data`."""
+    number = int.from_bytes(data, "big")
+    bits = len(data) * 8
+    return "".join(ALPHABET[(number >> (bits - 5 * (i + 1))) & 31] for i in range(length))
+
+
+def request_key(seed: int, owner: str, model: str, payload: object) -> str:
+    """What makes two create requests 'the same': seed, caller, model and canonical input."""
+    canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.blake2b(canonical, digest_size=16, person=b"mock-server-key")
+    digest.update(f"{seed}\x00{owner}\x00{model}".encode())
+    return digest.hexdigest()
+
+
+def prediction_id(key: str, occurrence: int) -> str:
+    """The id of the `occurrence`-th (0-based) request with this key."""
+    digest = hashlib.blake2b(f"{key}:{occurrence}".encode(), digest_size=17).digest()
+    return encode(digest)
+
+
+def is_valid(candidate: str) -> bool:
+    return len(candidate) == ID_LENGTH and all(c in ALPHABET for c in candidate)

@@ -1,0 +1,1 @@
+"""Thin async handlers: parse the request, call store and lifecycle, return JSON."""

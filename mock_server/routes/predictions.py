@@ -1,0 +1,166 @@
+"""Create, get, cancel and list predictions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mock_server import ids
+from mock_server.auth import authenticate
+from mock_server.context import AppContext, ctx
+from mock_server.errors import BadRequest, InvalidVersion, NotFound
+from mock_server.fixtures import ModelFixture
+from mock_server.lifecycle import state_at
+from mock_server.models import Prediction, Status
+from mock_server.lifecycle import State
+from mock_server.responses import api_prefix, created_status, json_response
+from mock_server.sizes import output_size
+from mock_server.validation import check, read_json_object
+from mock_server.views import prediction_json
+
+PAGE_SIZE = 100
+_VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
+_IMAGE_FORMATS = ("webp", "jpg", "png")
+
+
+async def create_prediction(request: Request) -> Response:
+    c = ctx(request)
+    owner = authenticate(request, c.allowed_tokens)
+    fixture = c.model(request.path_params["owner"], request.path_params["name"])
+    body = await read_json_object(request, c.settings.max_body_bytes)
+    check(c.body_validator, body, "")
+    return _create(request, c, owner, fixture, body)
+
+
+async def create_prediction_by_version(request: Request) -> Response:
+    c = ctx(request)
+    owner = authenticate(request, c.allowed_tokens)
+    body = await read_json_object(request, c.settings.max_body_bytes)
+    check(c.version_body_validator, body, "")
+    fixture = _resolve_version(c, body["version"])
+    del body["version"]
+    return _create(request, c, owner, fixture, body)
+
+
+def _resolve_version(c: AppContext, ref: str) -> ModelFixture:
+    """`owner/name`, `owner/name:<version id>` or a bare version id."""
+    name, _, version = ref.partition(":")
+    if "/" in name:
+        fixture = c.models.get(name)
+        if fixture is not None and version in ("", fixture.version):
+            return fixture
+    elif not version and _VERSION_ID.match(name) and name in c.by_version:
+        return c.by_version[name]
+    raise InvalidVersion()
+
+
+def _create(
+    request: Request, c: AppContext, owner: str, fixture: ModelFixture, body: dict[str, Any]
+) -> Response:
+    inp = body["input"]
+    check(fixture.validator, inp, "input")
+    effective = fixture.effective_input(inp)
+    width, height = output_size(fixture.size, effective)
+    fmt = effective.get("output_format", "webp")
+    quality = effective.get("output_quality", 80)
+    count = effective.get("num_outputs", 1) if fixture.output == "list" else 1
+    key = ids.request_key(c.settings.seed, owner, fixture.ref, inp)
+    prediction_id = ids.prediction_id(key, c.store.next_occurrence(key))
+    scale = c.settings.time_scale
+    p = c.store.add(
+        Prediction(
+            id=prediction_id,
+            owner=owner,
+            model=fixture.ref,
+            input=inp,
+            created_at=c.clock.now(),
+            setup_s=fixture.setup_s * scale,
+            predict_s=fixture.predict_s * scale,
+            width=width,
+            height=height,
+            fmt=fmt if fmt in _IMAGE_FORMATS else "webp",
+            quality=quality if isinstance(quality, int) and 0 <= quality <= 100 else 80,
+            outputs=count if isinstance(count, int) and count > 0 else 1,
+        )
+    )
+    prefix = api_prefix(request.url.path)
+    # A create answers `starting` whatever the timing: the clients poll only from `starting`.
+    state = State(Status.STARTING, None, None, 0.0)
+    data = prediction_json(p, state, fixture, base=c.public_base(request), prefix=prefix)
+    return json_response(data, created_status(prefix), headers={"Location": data["urls"]["get"]})
+
+
+def _own(request: Request, c: AppContext, owner: str) -> Prediction:
+    prediction_id = request.path_params["prediction_id"]
+    p = c.store.get(prediction_id) if ids.is_valid(prediction_id) else None
+    if p is None or p.owner != owner:
+        raise NotFound()
+    return p
+
+
+def _show(request: Request, c: AppContext, p: Prediction) -> dict[str, Any]:
+    state = state_at(p, c.clock.now())
+    fixture = c.models[p.model]
+    return prediction_json(
+        p, state, fixture, base=c.public_base(request), prefix=api_prefix(request.url.path)
+    )
+
+
+async def get_prediction(request: Request) -> Response:
+    c = ctx(request)
+    p = _own(request, c, authenticate(request, c.allowed_tokens))
+    return json_response(_show(request, c, p))
+
+
+async def cancel_prediction(request: Request) -> Response:
+    """A running prediction becomes `canceled`; a finished one comes back unchanged."""
+    c = ctx(request)
+    p = _own(request, c, authenticate(request, c.allowed_tokens))
+    now = c.clock.now()
+    if not state_at(p, now).status.terminal:
+        p.canceled_at = now
+        c.store.save(p)
+    return json_response(_show(request, c, p))
+
+
+def _cursor(kind: str, seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{seq}".encode()).decode().rstrip("=")
+
+
+def _parse_cursor(cursor: str) -> tuple[int | None, int | None]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, seq = raw.partition(":")
+        value = int(seq)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadRequest("The cursor is not valid.") from None
+    if kind == "b" and value > 0:
+        return value, None
+    if kind == "a" and value >= 0:
+        return None, value
+    raise BadRequest("The cursor is not valid.")
+
+
+async def list_predictions(request: Request) -> Response:
+    """The caller's predictions, newest first, 100 a page, with absolute next/previous URLs."""
+    c = ctx(request)
+    owner = authenticate(request, c.allowed_tokens)
+    cursor = request.query_params.get("cursor")
+    before, after = _parse_cursor(cursor) if cursor else (None, None)
+    page = c.store.page(owner, before=before, after=after, limit=PAGE_SIZE)
+    prefix = api_prefix(request.url.path)
+    here = f"{c.public_base(request)}{prefix}/predictions"
+    return json_response(
+        {
+            "next": f"{here}?cursor={_cursor('b', page.next_before)}" if page.next_before else None,
+            "previous": f"{here}?cursor={_cursor('a', page.previous_after)}"
+            if page.previous_after
+            else None,
+            "results": [_show(request, c, p) for p in page.results],
+        }
+    )

@@ -1,0 +1,55 @@
+"""The contract, `openapi.yaml`: loaded once, served as is, and used to validate request bodies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+class SpecError(Exception):
+    """openapi.yaml cannot be used; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    document: dict[str, Any]
+    yaml_bytes: bytes
+    json_bytes: bytes = field(repr=False)
+    _registry: Registry[Any] = field(repr=False)
+
+    def validator(self, component: str) -> Draft202012Validator:
+        """A compiled validator for `components/schemas/<component>` (refs resolve in the doc)."""
+        if component not in self.document.get("components", {}).get("schemas", {}):
+            raise SpecError(f"openapi.yaml: components.schemas.{component} is missing")
+        schema = {"$ref": f"urn:mock-server:openapi#/components/schemas/{component}"}
+        return Draft202012Validator(schema, registry=self._registry)
+
+    def operation_ids(self) -> set[str]:
+        return {
+            op["operationId"]
+            for item in self.document.get("paths", {}).values()
+            for method, op in item.items()
+            if method in HTTP_METHODS and "operationId" in op
+        }
+
+
+def load_spec(path: Path) -> Spec:
+    try:
+        raw = path.read_bytes()
+        document = yaml.safe_load(raw)
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(f"{path}: cannot read: {exc}") from None
+    if not isinstance(document, dict) or "paths" not in document:
+        raise SpecError(f"{path}: not an OpenAPI document (no `paths`)")
+    resource = Resource.from_contents(document, default_specification=DRAFT202012)
+    registry: Registry[Any] = Registry().with_resource("urn:mock-server:openapi", resource)
+    return Spec(document, raw, orjson.dumps(document), registry)

@@ -1,0 +1,110 @@
+"""Prediction storage behind one interface; the in-memory store is the default.
+
+No HTTP and no clock here: the store keeps records, counts identical requests (for stable ids)
+and pages through a caller's predictions, newest first.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass
+from typing import Protocol
+
+from mock_server.models import Prediction
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    results: list[Prediction]
+    next_before: int | None  # pass as `before` for the next (older) page
+    previous_after: int | None  # pass as `after` for the previous (newer) page
+
+
+class PredictionStore(Protocol):
+    def next_occurrence(self, key: str) -> int:
+        """How many create requests with this key came before this one (then counts this one)."""
+        ...
+
+    def add(self, prediction: Prediction) -> Prediction: ...
+
+    def get(self, prediction_id: str) -> Prediction | None: ...
+
+    def save(self, prediction: Prediction) -> None:
+        """Persist a change to a record previously returned by `add` or `get`."""
+        ...
+
+    def page(
+        self, owner: str, *, before: int | None = None, after: int | None = None, limit: int = 100
+    ) -> Page:
+        """A page of `owner`'s predictions, newest first, older than `before` or newer than `after`."""
+        ...
+
+    def count(self) -> int: ...
+
+    def reset(self) -> None: ...
+
+
+class MemoryStore:
+    """Dicts in this process. Past `max_predictions` the oldest records are evicted."""
+
+    def __init__(self, max_predictions: int = 200_000) -> None:
+        self.max_predictions = max_predictions
+        self.reset()
+
+    def reset(self) -> None:
+        self._by_id: OrderedDict[str, Prediction] = OrderedDict()
+        self._seqs: defaultdict[str, list[int]] = defaultdict(list)
+        self._by_seq: dict[int, Prediction] = {}
+        self._occurrences: dict[str, int] = {}
+        self._seq = 0
+
+    def next_occurrence(self, key: str) -> int:
+        n = self._occurrences.get(key, 0)
+        self._occurrences[key] = n + 1
+        return n
+
+    def add(self, prediction: Prediction) -> Prediction:
+        self._seq += 1
+        prediction.seq = self._seq
+        self._by_id[prediction.id] = prediction
+        self._by_seq[prediction.seq] = prediction
+        self._seqs[prediction.owner].append(prediction.seq)
+        while len(self._by_id) > self.max_predictions:
+            self._evict()
+        return prediction
+
+    def _evict(self) -> None:
+        _, old = self._by_id.popitem(last=False)
+        del self._by_seq[old.seq]
+        seqs = self._seqs[old.owner]
+        del seqs[bisect.bisect_left(seqs, old.seq)]
+
+    def get(self, prediction_id: str) -> Prediction | None:
+        return self._by_id.get(prediction_id)
+
+    def save(self, prediction: Prediction) -> None:
+        # Records are live objects here; a shared store (Redis) writes them back.
+        self._by_id[prediction.id] = prediction
+
+    def page(
+        self, owner: str, *, before: int | None = None, after: int | None = None, limit: int = 100
+    ) -> Page:
+        seqs = self._seqs.get(owner, [])
+        if after is not None:
+            lo = bisect.bisect_right(seqs, after)
+            chosen = seqs[lo : lo + limit]
+            hi = lo + len(chosen)
+        else:
+            hi = len(seqs) if before is None else bisect.bisect_left(seqs, before)
+            lo = max(0, hi - limit)
+            chosen = seqs[lo:hi]
+        results = [self._by_seq[s] for s in reversed(chosen)]
+        return Page(
+            results=results,
+            next_before=chosen[0] if chosen and lo > 0 else None,
+            previous_after=chosen[-1] if chosen and hi < len(seqs) else None,
+        )
+
+    def count(self) -> int:
+        return len(self._by_id)

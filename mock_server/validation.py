@@ -1,0 +1,130 @@
+"""Request bodies: read within the size limit, parse JSON, and explain schema failures the way
+Replicate does (its API speaks gojsonschema: `- input.x: Must be less than or equal to 4`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from jsonschema import Draft202012Validator, ValidationError
+from starlette.requests import Request
+
+from mock_server.errors import (
+    BadRequest,
+    InvalidField,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+_JSON_TYPES = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
+
+
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object: 415, 413 (while streaming), or 400 for anything else."""
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+        raise UnsupportedMediaType(f"Content-Type must be application/json, not {ctype}")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise BadRequest("The request body is empty: send a JSON object with an `input` object.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest(
+            f"The request body must be a JSON object, not {_JSON_TYPES.get(type(body), 'value')}."
+        )
+    return body
+
+
+def _number(value: Any) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _field(prefix: str, path: Iterable[Any]) -> str:
+    parts = [prefix] if prefix else []
+    parts.extend(str(p) for p in path)
+    return ".".join(parts)
+
+
+def describe(error: ValidationError, prefix: str) -> list[InvalidField]:
+    """One or more InvalidField entries for a jsonschema error, in Replicate's wording."""
+    where = _field(prefix, error.absolute_path)
+    leaf = str(error.absolute_path[-1]) if error.absolute_path else (prefix or "(root)")
+    kind, value = error.validator, error.validator_value
+    instance = error.instance
+    if kind == "required":
+        missing = [n for n in value if isinstance(instance, dict) and n not in instance]
+        return [InvalidField("required", where, f"{n} is required") for n in missing]
+    if kind == "additionalProperties" and isinstance(instance, dict):
+        known = error.schema.get("properties", {})
+        extra = [k for k in instance if k not in known]
+        return [
+            InvalidField(
+                "additional_property_not_allowed", where, f"Additional property {k} is not allowed"
+            )
+            for k in extra
+        ]
+    if kind == "enum":
+        allowed = ", ".join(orjson.dumps(v).decode() for v in value)
+        return [InvalidField("enum", where, f"{leaf} must be one of the following: {allowed}")]
+    if kind == "type":
+        expected = value if isinstance(value, str) else ", ".join(value)
+        given = _JSON_TYPES.get(type(instance), "unknown")
+        return [
+            InvalidField(
+                "invalid_type", where, f"Invalid type. Expected: {expected}, given: {given}"
+            )
+        ]
+    messages = {
+        "maximum": ("number_lte", "Must be less than or equal to {}"),
+        "minimum": ("number_gte", "Must be greater than or equal to {}"),
+        "exclusiveMaximum": ("number_lt", "Must be less than {}"),
+        "exclusiveMinimum": ("number_gt", "Must be greater than {}"),
+        "maxItems": ("array_max_items", "Array must have at most {} items"),
+        "minItems": ("array_min_items", "Array must have at least {} items"),
+        "maxLength": ("string_lte", "String length must be less than or equal to {}"),
+        "minLength": ("string_gte", "String length must be greater than or equal to {}"),
+        "uniqueItems": ("unique", "{} items must be unique"),
+        "pattern": ("pattern", "Does not match pattern '{}'"),
+        "format": ("format", "Does not match format '{}'"),
+        "const": ("const", "Does not match: {}"),
+    }
+    if kind in messages:
+        code, template = messages[kind]
+        shown = leaf if kind == "uniqueItems" else _number(value) if kind != "const" else value
+        return [InvalidField(code, where, template.format(shown))]
+    return [InvalidField(str(kind), where, error.message)]
+
+
+def check(validator: Draft202012Validator, instance: Any, prefix: str) -> None:
+    """Raise ValidationFailed listing every problem (sorted, so the message is deterministic)."""
+    problems: list[InvalidField] = []
+    errors = sorted(
+        validator.iter_errors(instance), key=lambda e: (list(map(str, e.path)), e.validator)
+    )
+    for error in errors:
+        problems.extend(describe(error, prefix))
+    if problems:
+        raise ValidationFailed(problems)
