@@ -13,7 +13,7 @@ from mock_server.errors import APIError, handle_api_error
 from mock_server.fixtures import load_fixtures
 from mock_server.image_cache import ImageCache
 from mock_server.responses import COMET_PREFIX, REPLICATE_PREFIX
-from mock_server.routes import files, models, predictions
+from mock_server.routes import files, models, predictions, stream
 from mock_server.spec import load_spec
 from mock_server.store import MemoryStore, PredictionStore
 
@@ -22,7 +22,7 @@ def api_routes(prefix: str, name_prefix: str) -> list[BaseRoute]:
     """The API under one prefix; route names are the spec's operationIds."""
     table = [
         (
-            "/models/{owner}/{name}/predictions",
+            "/models/{model_owner}/{model_name}/predictions",
             "POST",
             predictions.create_prediction,
             "createPrediction",
@@ -41,9 +41,9 @@ def api_routes(prefix: str, name_prefix: str) -> list[BaseRoute]:
             predictions.cancel_prediction,
             "cancelPrediction",
         ),
-        ("/models/{owner}/{name}", "GET", models.get_model, "getModel"),
+        ("/models/{model_owner}/{model_name}", "GET", models.get_model, "getModel"),
         (
-            "/models/{owner}/{name}/versions/{version_id}",
+            "/models/{model_owner}/{model_name}/versions/{version_id}",
             "GET",
             models.get_model_version,
             "getModelVersion",
@@ -82,6 +82,18 @@ def create_app(
             files.get_output_file,
             methods=["GET"],
             name="getOutputFile",
+        ),
+        Route(
+            "/stream/{prediction_id}",
+            stream.stream_prediction,
+            methods=["GET"],
+            name="streamPrediction",
+        ),
+        Route(
+            "/p/{prediction_id}",
+            stream.get_prediction_page,
+            methods=["GET"],
+            name="getPredictionPage",
         ),
         Route("/openapi.yaml", files.get_openapi_yaml, methods=["GET"], name="getOpenapiYaml"),
         Route("/openapi.json", files.get_openapi_json, methods=["GET"], name="getOpenapiJson"),

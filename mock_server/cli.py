@@ -20,22 +20,49 @@ def build_parser() -> argparse.ArgumentParser:
         description="Local emulator of the Replicate-style predictions API for FLUX models. "
         "Every flag can also be set as MOCK_SERVER_<FLAG> (e.g. MOCK_SERVER_TIME_SCALE=0.1).",
     )
-    parser.add_argument("command", nargs="?", choices=["serve", "check"], default="serve",
-                        help="serve (default) or check: validate the spec and fixtures, then exit")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["serve", "check"],
+        default="serve",
+        help="serve (default) or check: validate the spec and fixtures, then exit",
+    )
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8000; 0 picks a free port)")
     parser.add_argument("--seed", type=int, help="seed for ids and images (default 0)")
-    parser.add_argument("--time-scale", type=float, dest="time_scale",
-                        help="multiply every model's timing (default 1.0; 0 finishes at once)")
-    parser.add_argument("--fixtures", dest="fixtures_dir", help="fixtures folder (models/<owner>/<name>.yaml)")
-    parser.add_argument("--spec", dest="spec_path", help="OpenAPI document to serve and validate with")
-    parser.add_argument("--public-url", dest="public_url",
-                        help="base URL for output and prediction URLs (default: the request's host)")
-    parser.add_argument("--api-token", dest="api_tokens", action="append",
-                        help="accept only this bearer token (repeatable; default: any token)")
-    parser.add_argument("--max-body-bytes", type=int, dest="max_body_bytes", help="request body limit")
-    parser.add_argument("--access-log", action="store_true", default=None, dest="access_log",
-                        help="log every request (halves throughput)")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        dest="time_scale",
+        help="multiply every model's timing (default 1.0; 0 finishes at once)",
+    )
+    parser.add_argument(
+        "--fixtures", dest="fixtures_dir", help="fixtures folder (models/<owner>/<name>.yaml)"
+    )
+    parser.add_argument(
+        "--spec", dest="spec_path", help="OpenAPI document to serve and validate with"
+    )
+    parser.add_argument(
+        "--public-url",
+        dest="public_url",
+        help="base URL for output and prediction URLs (default: the request's host)",
+    )
+    parser.add_argument(
+        "--api-token",
+        dest="api_tokens",
+        action="append",
+        help="accept only this bearer token (repeatable; default: any token)",
+    )
+    parser.add_argument(
+        "--max-body-bytes", type=int, dest="max_body_bytes", help="request body limit"
+    )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        default=None,
+        dest="access_log",
+        help="log every request (halves throughput)",
+    )
     return parser
 
 

@@ -1,4 +1,6 @@
-"""Settings: every knob of the server in one frozen dataclass; only `from_env` reads the environment."""
+"""Settings: every knob of the server in one frozen dataclass.
+
+Only `from_env` reads the environment."""
 
 from __future__ import annotations
 
@@ -40,12 +42,16 @@ class Settings:
         values: dict[str, object] = {}
         for f in fields(cls):
             raw = environ.get(ENV_PREFIX + f.name.upper())
-            if f.name == "api_tokens":
-                raw = environ.get(ENV_PREFIX + "API_TOKEN", raw)
+            if f.name in _FLAG_NAMES:  # the flag's own name (--fixtures -> MOCK_SERVER_FIXTURES)
+                raw = environ.get(ENV_PREFIX + _FLAG_NAMES[f.name], raw)
             if raw is not None and raw != "":
                 values[f.name] = _parse(f.name, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+# Fields whose command-line flag has another name; both variables work, the flag's name wins.
+_FLAG_NAMES = {"api_tokens": "API_TOKEN", "fixtures_dir": "FIXTURES", "spec_path": "SPEC"}
 
 
 def _parse(name: str, raw: str) -> object:

@@ -133,13 +133,26 @@ _BY_STATUS: dict[int, type[APIError]] = {
 }
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method any route serves at this path (one path may have one route per method)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path) and route.methods:
+            methods.update(route.methods)
+    return ", ".join(sorted(methods))
+
+
 async def handle_api_error(request: Request, exc: Exception) -> Response:
     """The one handler: APIError, Starlette's HTTPException (404/405 from routing) and the rest."""
     if isinstance(exc, APIError):
         return problem_response(exc)
     if isinstance(exc, HTTPException):
         cls = _BY_STATUS.get(exc.status_code)
-        error = cls(headers=dict(exc.headers or {})) if cls else APIError(str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        error = cls(headers=headers) if cls else APIError(str(exc.detail))
         if cls is None:
             error.status_code = exc.status_code
         return problem_response(error)

@@ -138,7 +138,7 @@ def load_model(path: Path) -> ModelFixture:
         raise FixtureError(
             path, _field_path(["input_schema", *exc.absolute_path]), exc.message
         ) from None
-    validator = Draft202012Validator(schema)
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     defaults = {k: v["default"] for k, v in schema["properties"].items() if "default" in v}
     for key, value in defaults.items():
         problem = next(validator.evolve(schema=schema["properties"][key]).iter_errors(value), None)

@@ -45,7 +45,7 @@ def _progress(p: Prediction, start: datetime, moment: datetime) -> float:
 
 
 def metrics(p: Prediction, state: State) -> dict[str, float | int]:
-    """`predict_time`, `total_time` and `image_count` once terminal; `{}` before, as the API does."""
+    """`predict_time`, `total_time`, `image_count` once terminal; `{}` before, as the API does."""
     if not state.status.terminal or state.completed_at is None:
         return {}
     total = (state.completed_at - p.created_at).total_seconds()

@@ -1,7 +1,8 @@
 """Cumulative prediction logs in the real models' style, so the clients' progress parsing works.
 
-Both official clients read progress from the last line matching `^\\s*(\\d+)%\\s*\\|.+?\\|\\s*(\\d+)/(\\d+)`
-(tqdm's format); cog-flux (flux-schnell, flux-dev) also prints the seed and a safety-checker line.
+Both official clients read progress from the last line matching
+`^\\s*(\\d+)%\\s*\\|.+?\\|\\s*(\\d+)/(\\d+)` (tqdm's format).
+cog-flux (flux-schnell, flux-dev) also prints the seed and a safety-checker line.
 """
 
 from __future__ import annotations

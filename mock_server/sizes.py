@@ -40,7 +40,8 @@ class SizeRule:
 
 
 def _round(value: float, multiple: int) -> int:
-    return max(multiple, int(round(value / multiple)) * multiple)
+    """The nearest multiple, halves rounding up (1000 -> 1008 for 16), never below one multiple."""
+    return max(multiple, math.floor(value / multiple + 0.5) * multiple)
 
 
 def _clamp(value: int, low: int, high: int) -> int:

@@ -31,7 +31,9 @@ class Spec:
         if component not in self.document.get("components", {}).get("schemas", {}):
             raise SpecError(f"openapi.yaml: components.schemas.{component} is missing")
         schema = {"$ref": f"urn:mock-server:openapi#/components/schemas/{component}"}
-        return Draft202012Validator(schema, registry=self._registry)
+        return Draft202012Validator(
+            schema, registry=self._registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+        )
 
     def operation_ids(self) -> set[str]:
         return {

@@ -37,7 +37,7 @@ class PredictionStore(Protocol):
     def page(
         self, owner: str, *, before: int | None = None, after: int | None = None, limit: int = 100
     ) -> Page:
-        """A page of `owner`'s predictions, newest first, older than `before` or newer than `after`."""
+        """`owner`'s predictions, newest first, older than `before` or newer than `after`."""
         ...
 
     def count(self) -> int: ...

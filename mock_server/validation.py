@@ -72,13 +72,15 @@ def describe(error: ValidationError, prefix: str) -> list[InvalidField]:
     """One or more InvalidField entries for a jsonschema error, in Replicate's wording."""
     where = _field(prefix, error.absolute_path)
     leaf = str(error.absolute_path[-1]) if error.absolute_path else (prefix or "(root)")
-    kind, value = error.validator, error.validator_value
-    instance = error.instance
+    kind = error.validator
+    value: Any = error.validator_value
+    instance: Any = error.instance
+    schema: Any = error.schema
     if kind == "required":
         missing = [n for n in value if isinstance(instance, dict) and n not in instance]
         return [InvalidField("required", where, f"{n} is required") for n in missing]
     if kind == "additionalProperties" and isinstance(instance, dict):
-        known = error.schema.get("properties", {})
+        known = schema.get("properties", {}) if isinstance(schema, dict) else {}
         extra = [k for k in instance if k not in known]
         return [
             InvalidField(

@@ -1,4 +1,7 @@
-"""Model and version metadata (the Python client's `run("owner/name:version")` reads the version)."""
+"""Model and version metadata.
+
+The Python client's `run("owner/name:version")` reads the version after creating.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +18,14 @@ from mock_server.views import model_json, version_json
 async def get_model(request: Request) -> Response:
     c = ctx(request)
     authenticate(request, c.allowed_tokens)
-    fixture = c.model(request.path_params["owner"], request.path_params["name"])
+    fixture = c.model(request.path_params["model_owner"], request.path_params["model_name"])
     return json_response(model_json(fixture, c.started_at, run_count=0))
 
 
 async def get_model_version(request: Request) -> Response:
     c = ctx(request)
     authenticate(request, c.allowed_tokens)
-    fixture = c.model(request.path_params["owner"], request.path_params["name"])
+    fixture = c.model(request.path_params["model_owner"], request.path_params["model_name"])
     if request.path_params["version_id"] != fixture.version:
         raise NotFound()
     return json_response(version_json(fixture, c.started_at))

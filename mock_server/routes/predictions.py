@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from typing import Any
 
@@ -15,9 +13,8 @@ from mock_server.auth import authenticate
 from mock_server.context import AppContext, ctx
 from mock_server.errors import BadRequest, InvalidVersion, NotFound
 from mock_server.fixtures import ModelFixture
-from mock_server.lifecycle import state_at
+from mock_server.lifecycle import State, state_at
 from mock_server.models import Prediction, Status
-from mock_server.lifecycle import State
 from mock_server.responses import api_prefix, created_status, json_response
 from mock_server.sizes import output_size
 from mock_server.validation import check, read_json_object
@@ -31,7 +28,7 @@ _IMAGE_FORMATS = ("webp", "jpg", "png")
 async def create_prediction(request: Request) -> Response:
     c = ctx(request)
     owner = authenticate(request, c.allowed_tokens)
-    fixture = c.model(request.path_params["owner"], request.path_params["name"])
+    fixture = c.model(request.path_params["model_owner"], request.path_params["model_name"])
     body = await read_json_object(request, c.settings.max_body_bytes)
     check(c.body_validator, body, "")
     return _create(request, c, owner, fixture, body)
@@ -69,6 +66,8 @@ def _create(
     fmt = effective.get("output_format", "webp")
     quality = effective.get("output_quality", 80)
     count = effective.get("num_outputs", 1) if fixture.output == "list" else 1
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)  # JSON Schema counts 4.0 as an integer
     key = ids.request_key(c.settings.seed, owner, fixture.ref, inp)
     prediction_id = ids.prediction_id(key, c.store.next_occurrence(key))
     scale = c.settings.time_scale
@@ -128,22 +127,16 @@ async def cancel_prediction(request: Request) -> Response:
     return json_response(_show(request, c, p))
 
 
-def _cursor(kind: str, seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{seq}".encode()).decode().rstrip("=")
+_CURSOR = re.compile(r"^([ab])([0-9]{1,18})$")
 
 
 def _parse_cursor(cursor: str) -> tuple[int | None, int | None]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, seq = raw.partition(":")
-        value = int(seq)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadRequest("The cursor is not valid.") from None
-    if kind == "b" and value > 0:
-        return value, None
-    if kind == "a" and value >= 0:
-        return None, value
-    raise BadRequest("The cursor is not valid.")
+    """`b<n>`: the page older than position n; `a<n>`: the page newer than position n."""
+    match = _CURSOR.match(cursor)
+    if match is None:
+        raise BadRequest("The cursor is not valid.")
+    value = int(match.group(2))
+    return (value, None) if match.group(1) == "b" else (None, value)
 
 
 async def list_predictions(request: Request) -> Response:
@@ -157,10 +150,8 @@ async def list_predictions(request: Request) -> Response:
     here = f"{c.public_base(request)}{prefix}/predictions"
     return json_response(
         {
-            "next": f"{here}?cursor={_cursor('b', page.next_before)}" if page.next_before else None,
-            "previous": f"{here}?cursor={_cursor('a', page.previous_after)}"
-            if page.previous_after
-            else None,
+            "next": f"{here}?cursor=b{page.next_before}" if page.next_before else None,
+            "previous": f"{here}?cursor=a{page.previous_after}" if page.previous_after else None,
             "results": [_show(request, c, p) for p in page.results],
         }
     )

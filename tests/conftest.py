@@ -1,0 +1,90 @@
+"""Shared fixtures: settings, a manual clock, the in-process app and client, and a live server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from mock_server import Settings, create_app
+from mock_server.clock import ManualClock
+
+TOKEN = "r8_test_token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+MODELS = (
+    "flux-schnell",
+    "flux-dev",
+    "flux-pro",
+    "flux-1.1-pro",
+    "flux-1.1-pro-ultra",
+    "flux-kontext-pro",
+    "flux-kontext-max",
+    "flux-2-pro",
+    "flux-2-max",
+    "flux-2-dev",
+    "flux-2-flex",
+)
+PREFIXES = ("/replicate/v1", "/v1")
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def app(settings: Settings, clock: ManualClock) -> Starlette:
+    return create_app(settings, clock=clock)
+
+
+@pytest.fixture
+def client(app: Starlette) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as c:
+        c.headers.update(AUTH)
+        yield c
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Starlette
+    server: uvicorn.Server
+
+
+def start_live_server(settings: Settings) -> tuple[LiveServer, threading.Thread]:
+    """uvicorn in a thread on a free 127.0.0.1 port (real HTTP, as users run it)."""
+    app = create_app(settings)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", http="httptools", loop="asyncio")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("live server did not start")
+        time.sleep(0.01)
+    return LiveServer(f"http://127.0.0.1:{port}", app, server), thread
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[LiveServer]:
+    """A session-wide server with timings scaled to 2% (flux-2-flex finishes in about 0.5 s)."""
+    live, thread = start_live_server(Settings(port=0, time_scale=0.02))
+    yield live
+    live.server.should_exit = True
+    thread.join(timeout=10)
