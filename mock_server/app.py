@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route, compile_path
 
 from mock_server.clock import Clock, SystemClock
 from mock_server.config import Settings
@@ -18,9 +20,10 @@ from mock_server.spec import load_spec
 from mock_server.store import MemoryStore, PredictionStore
 
 
-def api_routes(prefix: str, name_prefix: str) -> list[BaseRoute]:
-    """The API under one prefix; route names are the spec's operationIds."""
+def api_routes(prefix: str, name_prefix: str) -> Mount:
+    """The API under one prefix; route names are the spec's operationIds (most used first)."""
     table = [
+        ("/predictions/{prediction_id}", "GET", predictions.get_prediction, "getPrediction"),
         (
             "/models/{model_owner}/{model_name}/predictions",
             "POST",
@@ -34,7 +37,6 @@ def api_routes(prefix: str, name_prefix: str) -> list[BaseRoute]:
             "createPredictionByVersion",
         ),
         ("/predictions", "GET", predictions.list_predictions, "listPredictions"),
-        ("/predictions/{prediction_id}", "GET", predictions.get_prediction, "getPrediction"),
         (
             "/predictions/{prediction_id}/cancel",
             "POST",
@@ -49,10 +51,22 @@ def api_routes(prefix: str, name_prefix: str) -> list[BaseRoute]:
             "getModelVersion",
         ),
     ]
-    return [
-        Route(prefix + path, endpoint, methods=[method], name=name_prefix + op)
-        for path, method, endpoint, op in table
-    ]
+    return Mount(
+        prefix,
+        routes=[
+            Route(path, endpoint, methods=[method], name=name_prefix + op)
+            for path, method, endpoint, op in table
+        ],
+    )
+
+
+def flat_routes(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, Route]]:
+    """(full path, route) for every Route, looking inside Mounts."""
+    for route in routes:
+        if isinstance(route, Mount):
+            yield from flat_routes(route.routes, prefix + route.path)
+        elif isinstance(route, Route):
+            yield prefix + route.path, route
 
 
 def create_app(
@@ -75,8 +89,8 @@ def create_app(
         allowed_tokens=frozenset(settings.api_tokens),
     )
     routes = [
-        *api_routes(COMET_PREFIX, ""),
-        *api_routes(REPLICATE_PREFIX, "v1_"),
+        api_routes(COMET_PREFIX, ""),
+        api_routes(REPLICATE_PREFIX, "v1_"),
         Route(
             "/delivery/{prediction_id}/{filename}",
             files.get_output_file,
@@ -107,4 +121,7 @@ def create_app(
         },
     )
     app.state.ctx = context
+    app.state.allow_table = [
+        (compile_path(path)[0], set(route.methods or ())) for path, route in flat_routes(routes)
+    ]
     return app

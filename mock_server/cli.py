@@ -101,7 +101,8 @@ def serve(settings: Settings) -> int:
     except (SpecError, FixtureError) as exc:
         sys.stderr.write(f"mock-server: {exc}\n")
         return 1
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((settings.host, settings.port))

@@ -42,7 +42,13 @@ class AppContext:
         """Where clients reach us: --public-url, else the scheme and host the request used."""
         if self.settings.public_url:
             return self.settings.public_url.rstrip("/")
-        return str(request.base_url).rstrip("/")
+        scope = request.scope
+        host = request.headers.get("host")
+        if not host:
+            server = scope.get("server") or ("127.0.0.1", self.settings.port)
+            host = f"{server[0]}:{server[1]}"
+        # `app_root_path` is the root path before any Mount added its prefix.
+        return f"{scope['scheme']}://{host}{scope.get('app_root_path', scope.get('root_path', ''))}"
 
 
 def ctx(request: Request) -> AppContext:

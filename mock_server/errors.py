@@ -15,6 +15,7 @@ APIError                    (any status; title, detail)
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,11 +136,9 @@ _BY_STATUS: dict[int, type[APIError]] = {
 
 def allowed_methods(request: Request) -> str:
     """Every method any route serves at this path (one path may have one route per method)."""
-    methods: set[str] = set()
-    for route in request.app.routes:
-        regex = getattr(route, "path_regex", None)
-        if regex is not None and regex.match(request.url.path) and route.methods:
-            methods.update(route.methods)
+    path = request.scope["path"]
+    table: list[tuple[re.Pattern[str], set[str]]] = request.app.state.allow_table
+    methods = {m for regex, served in table if regex.match(path) for m in served}
     return ", ".join(sorted(methods))
 
 

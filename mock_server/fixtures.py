@@ -13,6 +13,7 @@ from jsonschema.exceptions import SchemaError
 
 from mock_server.logs import LogStyle
 from mock_server.sizes import CustomSize, SizeRule
+from mock_server.validation import SchemaValidator
 
 _SIDE = {"type": "integer", "minimum": 1, "maximum": 16384}
 _PAIR = {"type": "array", "items": _SIDE, "minItems": 2, "maxItems": 2}
@@ -104,7 +105,7 @@ class ModelFixture:
     predict_s: float
     log_style: LogStyle
     input_schema: dict[str, Any]
-    validator: Draft202012Validator = field(repr=False, compare=False)
+    validator: SchemaValidator = field(repr=False, compare=False)
     defaults: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
@@ -138,10 +139,12 @@ def load_model(path: Path) -> ModelFixture:
         raise FixtureError(
             path, _field_path(["input_schema", *exc.absolute_path]), exc.message
         ) from None
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    validator = SchemaValidator.plain(schema)
     defaults = {k: v["default"] for k, v in schema["properties"].items() if "default" in v}
     for key, value in defaults.items():
-        problem = next(validator.evolve(schema=schema["properties"][key]).iter_errors(value), None)
+        problem = next(
+            validator.detailed.evolve(schema=schema["properties"][key]).iter_errors(value), None
+        )
         if problem is not None:
             raise FixtureError(path, f"input_schema.properties.{key}.default", problem.message)
     ref = f"{data['owner']}/{data['name']}"

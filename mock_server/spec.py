@@ -6,12 +6,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import orjson
 import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from mock_server.validation import SchemaValidator
+
+SPEC_URI = "urn:mock-server:openapi"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
@@ -25,15 +29,17 @@ class Spec:
     yaml_bytes: bytes
     json_bytes: bytes = field(repr=False)
     _registry: Registry[Any] = field(repr=False)
+    _rs_registry: jsonschema_rs.Registry = field(repr=False)
 
-    def validator(self, component: str) -> Draft202012Validator:
+    def validator(self, component: str) -> SchemaValidator:
         """A compiled validator for `components/schemas/<component>` (refs resolve in the doc)."""
         if component not in self.document.get("components", {}).get("schemas", {}):
             raise SpecError(f"openapi.yaml: components.schemas.{component} is missing")
-        schema = {"$ref": f"urn:mock-server:openapi#/components/schemas/{component}"}
-        return Draft202012Validator(
+        schema = {"$ref": f"{SPEC_URI}#/components/schemas/{component}"}
+        detailed = Draft202012Validator(
             schema, registry=self._registry, format_checker=Draft202012Validator.FORMAT_CHECKER
         )
+        return SchemaValidator(schema, detailed, self._rs_registry)
 
     def operation_ids(self) -> set[str]:
         return {
@@ -53,5 +59,6 @@ def load_spec(path: Path) -> Spec:
     if not isinstance(document, dict) or "paths" not in document:
         raise SpecError(f"{path}: not an OpenAPI document (no `paths`)")
     resource = Resource.from_contents(document, default_specification=DRAFT202012)
-    registry: Registry[Any] = Registry().with_resource("urn:mock-server:openapi", resource)
-    return Spec(document, raw, orjson.dumps(document), registry)
+    registry: Registry[Any] = Registry().with_resource(SPEC_URI, resource)
+    rs_registry = jsonschema_rs.Registry([(SPEC_URI, document)])
+    return Spec(document, raw, orjson.dumps(document), registry, rs_registry)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import yaml
 from openapi_spec_validator import validate
 from starlette.applications import Starlette
-from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from mock_server.app import flat_routes
 from mock_server.config import Settings
 from mock_server.fixtures import load_fixtures
 from mock_server.spec import load_spec
@@ -20,12 +20,12 @@ def test_the_spec_is_valid_openapi() -> None:
 
 def test_operation_ids_are_the_route_names(app: Starlette) -> None:
     """The spec and the code cannot drift: every route is documented and every operation served."""
-    names = {r.name for r in app.routes if isinstance(r, Route)}
+    names = {r.name for _, r in flat_routes(app.routes)}
     assert load_spec(Settings().spec_path).operation_ids() == names
 
 
 def test_every_route_is_under_both_prefixes(app: Starlette) -> None:
-    paths = {r.path for r in app.routes if isinstance(r, Route)}
+    paths = {path for path, _ in flat_routes(app.routes)}
     api = {p.removeprefix("/v1") for p in paths if p.startswith("/v1/")}
     comet = {p.removeprefix("/replicate/v1") for p in paths if p.startswith("/replicate/v1/")}
     assert api == comet
@@ -39,9 +39,8 @@ def test_spec_paths_match_the_routes(app: Starlette) -> None:
         for path in spec["paths"]
     }
     served = {
-        r.path.replace("{model_owner}", "{o}").replace("{model_name}", "{n}")
-        for r in app.routes
-        if isinstance(r, Route)
+        path.replace("{model_owner}", "{o}").replace("{model_name}", "{n}")
+        for path, _ in flat_routes(app.routes)
     }
     assert documented == served
 

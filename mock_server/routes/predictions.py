@@ -38,8 +38,13 @@ async def create_prediction_by_version(request: Request) -> Response:
     c = ctx(request)
     owner = authenticate(request, c.allowed_tokens)
     body = await read_json_object(request, c.settings.max_body_bytes)
+    version = body.get("version")
+    if not isinstance(version, str):
+        check(c.version_body_validator, body, "")  # names the missing or mistyped `version`
+        raise InvalidVersion()
+    # An unknown version is Replicate's own 422, not a schema problem (the spec lists the enum).
+    fixture = _resolve_version(c, version)
     check(c.version_body_validator, body, "")
-    fixture = _resolve_version(c, body["version"])
     del body["version"]
     return _create(request, c, owner, fixture, body)
 
