@@ -17,7 +17,9 @@ async def get(request: Request) -> Response:
 
 async def post(request: Request) -> Response:
     data = orjson.loads(await request.body())
-    return Response(orjson.dumps({"echo": data, "padding": "y" * 450}), media_type="application/json")
+    return Response(
+        orjson.dumps({"echo": data, "padding": "y" * 450}), media_type="application/json"
+    )
 
 
 app = Starlette(routes=[Route("/get", get), Route("/post", post, methods=["POST"])])

@@ -62,7 +62,10 @@ def lua_script(directory: Path, method: str, body: str | None) -> str:
     path = directory / f"{method.lower()}.lua"
     lines = [f'wrk.method = "{method}"', f'wrk.headers["Authorization"] = "Bearer {TOKEN}"']
     if body is not None:
-        lines += ['wrk.headers["Content-Type"] = "application/json"', f"wrk.body = {json.dumps(body)}"]
+        lines += [
+            'wrk.headers["Content-Type"] = "application/json"',
+            f"wrk.body = {json.dumps(body)}",
+        ]
     path.write_text("\n".join(lines) + "\n")
     return str(path)
 
@@ -81,7 +84,9 @@ def main() -> int:
     baseline = start(
         [py, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(base_port), *uv], base_port
     )
-    mock = start([py, "-m", "mock_server", "--port", str(mock_port), "--time-scale", "0"], mock_port)
+    mock = start(
+        [py, "-m", "mock_server", "--port", str(mock_port), "--time-scale", "0"], mock_port
+    )
     try:
         mock_url = f"http://127.0.0.1:{mock_port}"
         req = urllib.request.Request(
@@ -91,23 +96,25 @@ def main() -> int:
         )
         created = json.load(urllib.request.urlopen(req))
         time.sleep(0.1)
-        done = json.load(
-            urllib.request.urlopen(
-                urllib.request.Request(created["urls"]["get"], headers={"Authorization": f"Bearer {TOKEN}"})
-            )
-        )
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        get = urllib.request.Request(created["urls"]["get"], headers=auth)
+        done = json.load(urllib.request.urlopen(get))
         image_url = done["output"][0]
         urllib.request.urlopen(image_url).read()  # render once: the benchmark reads the cache
         with tempfile.TemporaryDirectory() as tmp:
             get_lua = lua_script(Path(tmp), "GET", None)
             post_lua = lua_script(Path(tmp), "POST", CREATE_BODY)
-            base_post_lua = lua_script(Path(tmp), "POST", CREATE_BODY)
+            base = f"http://127.0.0.1:{base_port}"
+            create_url = f"{mock_url}/v1/models/black-forest-labs/flux-schnell/predictions"
+            cases = [
+                ("baseline GET", f"{base}/get", None),
+                ("mock GET prediction", created["urls"]["get"], get_lua),
+                ("baseline POST", f"{base}/post", post_lua),
+                ("mock POST create", create_url, post_lua),
+                ("mock GET image (cached)", image_url, None),
+            ]
             rows = [
-                ("baseline GET", wrk(f"http://127.0.0.1:{base_port}/get", opts.seconds, opts.connections)),
-                ("mock GET prediction", wrk(created["urls"]["get"], opts.seconds, opts.connections, get_lua)),
-                ("baseline POST", wrk(f"http://127.0.0.1:{base_port}/post", opts.seconds, opts.connections, base_post_lua)),
-                ("mock POST create", wrk(f"{mock_url}/v1/models/black-forest-labs/flux-schnell/predictions", opts.seconds, opts.connections, post_lua)),
-                ("mock GET image (cached)", wrk(image_url, opts.seconds, opts.connections)),
+                (name, wrk(url, opts.seconds, opts.connections, lua)) for name, url, lua in cases
             ]
     finally:
         for proc in (baseline, mock):
