@@ -14,7 +14,9 @@ from starlette.testclient import TestClient
 
 from mock_server.clock import ManualClock
 
-SEED_PATH = Path(__file__).resolve().parents[2] / "shared/reference/seed-openapi.yaml"
+# A copy of shared/reference/seed-openapi.yaml (CometAPI's document), kept with the tests so the
+# suite runs from any checkout.
+SEED_PATH = Path(__file__).resolve().parent / "data" / "seed-openapi.yaml"
 SEED_OPERATION = ("/replicate/v1/models/{models}/predictions", "post")
 PIL_FORMATS = {"jpg": "JPEG", "webp": "WEBP", "png": "PNG"}
 
@@ -22,8 +24,7 @@ PIL_FORMATS = {"jpg": "JPEG", "webp": "WEBP", "png": "PNG"}
 def load_seed() -> dict[str, Any]:
     if not SEED_PATH.is_file():
         pytest.fail(
-            f"seed document not found at {SEED_PATH}: these tests need shared/reference/ "
-            "checked out beside the project folder"
+            f"seed document not found at {SEED_PATH}: copy shared/reference/seed-openapi.yaml there"
         )
     document = yaml.safe_load(SEED_PATH.read_text(encoding="utf-8"))
     assert isinstance(document, dict), f"{SEED_PATH} is not a YAML mapping"
