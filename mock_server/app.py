@@ -2,62 +2,97 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, compile_path
 
+from mock_server.auth import authenticate
 from mock_server.clock import Clock, SystemClock
 from mock_server.config import Settings
-from mock_server.context import AppContext
+from mock_server.context import AppContext, Call
 from mock_server.errors import APIError, handle_api_error
 from mock_server.fixtures import load_fixtures
 from mock_server.image_cache import ImageCache
 from mock_server.responses import COMET_PREFIX, REPLICATE_PREFIX
 from mock_server.routes import files, models, predictions, stream
-from mock_server.spec import load_spec
+from mock_server.spec import SpecError, load_spec
 from mock_server.store import MemoryStore, PredictionStore
 
+Handler = Callable[[Request, Call], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
 
-def api_routes(prefix: str, name_prefix: str) -> Mount:
-    """The API under one prefix; route names are the spec's operationIds (most used first)."""
-    table = [
-        ("/predictions/{prediction_id}", "GET", predictions.get_prediction, "getPrediction"),
-        (
-            "/models/{model_owner}/{model_name}/predictions",
-            "POST",
-            predictions.create_prediction,
-            "createPrediction",
-        ),
-        (
-            "/predictions",
-            "POST",
-            predictions.create_prediction_by_version,
-            "createPredictionByVersion",
-        ),
-        ("/predictions", "GET", predictions.list_predictions, "listPredictions"),
-        (
-            "/predictions/{prediction_id}/cancel",
-            "POST",
-            predictions.cancel_prediction,
-            "cancelPrediction",
-        ),
-        ("/models/{model_owner}/{model_name}", "GET", models.get_model, "getModel"),
-        (
-            "/models/{model_owner}/{model_name}/versions/{version_id}",
-            "GET",
-            models.get_model_version,
-            "getModelVersion",
-        ),
+# (path, method, handler, operationId): served under both prefixes, most used first.
+API: list[tuple[str, str, Handler, str]] = [
+    ("/predictions/{prediction_id}", "GET", predictions.get_prediction, "getPrediction"),
+    (
+        "/models/{model_owner}/{model_name}/predictions",
+        "POST",
+        predictions.create_prediction,
+        "createPrediction",
+    ),
+    ("/predictions", "POST", predictions.create_prediction_by_version, "createPredictionByVersion"),
+    ("/predictions", "GET", predictions.list_predictions, "listPredictions"),
+    (
+        "/predictions/{prediction_id}/cancel",
+        "POST",
+        predictions.cancel_prediction,
+        "cancelPrediction",
+    ),
+    ("/models/{model_owner}/{model_name}", "GET", models.get_model, "getModel"),
+    (
+        "/models/{model_owner}/{model_name}/versions/{version_id}",
+        "GET",
+        models.get_model_version,
+        "getModelVersion",
+    ),
+]
+# Outside the prefixes.
+OTHER: list[tuple[str, str, Handler, str]] = [
+    ("/delivery/{prediction_id}/{filename}", "GET", files.get_output_file, "getOutputFile"),
+    ("/stream/{prediction_id}", "GET", stream.stream_prediction, "streamPrediction"),
+    ("/p/{prediction_id}", "GET", stream.get_prediction_page, "getPredictionPage"),
+    ("/openapi.yaml", "GET", files.get_openapi_yaml, "getOpenapiYaml"),
+    ("/openapi.json", "GET", files.get_openapi_json, "getOpenapiJson"),
+]
+
+
+def bind(context: AppContext, operation_id: str, handler: Handler) -> Endpoint:
+    """The endpoint for one spec operation: security, query and headers checked as the spec
+    says, then the handler."""
+    op = context.operations.get(operation_id)
+    if op is None:
+        raise SpecError(f"{context.settings.spec_path}: no operation `{operation_id}` in paths")
+    check_query = bool(op.query)
+    allowed = context.allowed_tokens
+
+    async def endpoint(request: Request) -> Response:
+        owner = authenticate(request, allowed) if op.secured else ""
+        if request.scope["query_string"] or check_query:
+            op.check_query(request.query_params.keys(), request.query_params)
+        if op.headers:
+            op.check_headers(request.headers)
+        return await handler(request, Call(context, op, owner))
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+def build_routes(context: AppContext) -> list[BaseRoute]:
+    def routes(table: list[tuple[str, str, Handler, str]], name_prefix: str) -> list[BaseRoute]:
+        return [
+            Route(path, bind(context, name_prefix + op, h), methods=[method], name=name_prefix + op)
+            for path, method, h, op in table
+        ]
+
+    return [
+        Mount(COMET_PREFIX, routes=routes(API, "")),
+        Mount(REPLICATE_PREFIX, routes=routes(API, "v1_")),
+        *routes(OTHER, ""),
     ]
-    return Mount(
-        prefix,
-        routes=[
-            Route(path, endpoint, methods=[method], name=name_prefix + op)
-            for path, method, endpoint, op in table
-        ],
-    )
 
 
 def flat_routes(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, Route]]:
@@ -88,30 +123,7 @@ def create_app(
         started_at=clock.now(),
         allowed_tokens=frozenset(settings.api_tokens),
     )
-    routes = [
-        api_routes(COMET_PREFIX, ""),
-        api_routes(REPLICATE_PREFIX, "v1_"),
-        Route(
-            "/delivery/{prediction_id}/{filename}",
-            files.get_output_file,
-            methods=["GET"],
-            name="getOutputFile",
-        ),
-        Route(
-            "/stream/{prediction_id}",
-            stream.stream_prediction,
-            methods=["GET"],
-            name="streamPrediction",
-        ),
-        Route(
-            "/p/{prediction_id}",
-            stream.get_prediction_page,
-            methods=["GET"],
-            name="getPredictionPage",
-        ),
-        Route("/openapi.yaml", files.get_openapi_yaml, methods=["GET"], name="getOpenapiYaml"),
-        Route("/openapi.json", files.get_openapi_json, methods=["GET"], name="getOpenapiJson"),
-    ]
+    routes = build_routes(context)
     app = Starlette(
         routes=routes,
         exception_handlers={

@@ -12,6 +12,7 @@ from mock_server.config import Settings
 from mock_server.errors import NotFound
 from mock_server.fixtures import ModelFixture
 from mock_server.image_cache import ImageCache
+from mock_server.operations import Operation, build_operations
 from mock_server.spec import Spec
 from mock_server.store import PredictionStore
 
@@ -29,8 +30,7 @@ class AppContext:
 
     def __post_init__(self) -> None:
         self.by_version = {m.version: m for m in self.models.values()}
-        self.body_validator = self.spec.validator("PredictionRequest")
-        self.version_body_validator = self.spec.validator("VersionPredictionRequest")
+        self.operations = build_operations(self.spec)
 
     def model(self, owner: str, name: str) -> ModelFixture:
         fixture = self.models.get(f"{owner}/{name}")
@@ -51,6 +51,11 @@ class AppContext:
         return f"{scope['scheme']}://{host}{scope.get('app_root_path', scope.get('root_path', ''))}"
 
 
-def ctx(request: Request) -> AppContext:
-    context: AppContext = request.app.state.ctx
-    return context
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a handler gets beside the request: the app's context, the spec operation it serves
+    (already checked: security, query, headers) and the caller's owner key ("" without security)."""
+
+    ctx: AppContext
+    op: Operation
+    owner: str

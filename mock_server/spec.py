@@ -31,15 +31,28 @@ class Spec:
     _registry: Registry[Any] = field(repr=False)
     _rs_registry: jsonschema_rs.Registry = field(repr=False)
 
-    def validator(self, component: str) -> SchemaValidator:
-        """A compiled validator for `components/schemas/<component>` (refs resolve in the doc)."""
-        if component not in self.document.get("components", {}).get("schemas", {}):
-            raise SpecError(f"openapi.yaml: components.schemas.{component} is missing")
-        schema = {"$ref": f"{SPEC_URI}#/components/schemas/{component}"}
+    def schema_validator(self, schema: dict[str, Any]) -> SchemaValidator:
+        """`schema` compiled once; its `$ref`s resolve inside this document."""
+        schema = _absolute_refs(schema)
         detailed = Draft202012Validator(
             schema, registry=self._registry, format_checker=Draft202012Validator.FORMAT_CHECKER
         )
         return SchemaValidator(schema, detailed, self._rs_registry)
+
+    def validator(self, component: str) -> SchemaValidator:
+        """A compiled validator for `components/schemas/<component>`."""
+        if component not in self.document.get("components", {}).get("schemas", {}):
+            raise SpecError(f"openapi.yaml: components.schemas.{component} is missing")
+        return self.schema_validator({"$ref": f"{SPEC_URI}#/components/schemas/{component}"})
+
+    def resolve(self, node: dict[str, Any]) -> dict[str, Any]:
+        """Follow local `$ref`s (`#/components/...`) to the object they name."""
+        while "$ref" in node:
+            target: Any = self.document
+            for part in node["$ref"].removeprefix("#/").split("/"):
+                target = target[part.replace("~1", "/").replace("~0", "~")]
+            node = target
+        return node
 
     def operation_ids(self) -> set[str]:
         return {
@@ -48,6 +61,22 @@ class Spec:
             for method, op in item.items()
             if method in HTTP_METHODS and "operationId" in op
         }
+
+
+def _absolute_refs(node: Any) -> Any:
+    """A copy of `node` whose local refs (`#/...`) point into the document, wherever it sits."""
+    if isinstance(node, dict):
+        return {
+            k: (
+                SPEC_URI + v
+                if k == "$ref" and isinstance(v, str) and v.startswith("#")
+                else _absolute_refs(v)
+            )
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_absolute_refs(v) for v in node]
+    return node
 
 
 def load_spec(path: Path) -> Spec:

@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from mock_server import Settings, create_app
 from mock_server.clock import ManualClock
+from tests.contract import httpx_hook
 
 TOKEN = "r8_test_token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -51,8 +52,10 @@ def app(settings: Settings, clock: ManualClock) -> Starlette:
 
 @pytest.fixture
 def client(app: Starlette) -> Iterator[TestClient]:
+    """Every response it receives is checked against openapi.yaml (tests/contract.py)."""
     with TestClient(app, raise_server_exceptions=False) as c:
         c.headers.update(AUTH)
+        c.event_hooks = {"response": [httpx_hook()]}
         yield c
 
 

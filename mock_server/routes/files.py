@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mock_server import images
-from mock_server.context import ctx
+from mock_server.context import Call
 from mock_server.errors import NotFound
 from mock_server.lifecycle import state_at
 from mock_server.models import Status
@@ -16,9 +16,9 @@ from mock_server.models import Status
 _FILENAME = re.compile(r"^out-(0|[1-9][0-9]{0,2})\.(webp|jpg|png)$")
 
 
-async def get_output_file(request: Request) -> Response:
+async def get_output_file(request: Request, call: Call) -> Response:
     """The rendered image; served with or without Authorization, as real delivery URLs are."""
-    c = ctx(request)
+    c = call.ctx
     match = _FILENAME.match(request.path_params["filename"])
     p = c.store.get(request.path_params["prediction_id"])
     if match is None or p is None:
@@ -45,9 +45,9 @@ async def get_output_file(request: Request) -> Response:
     )
 
 
-async def get_openapi_yaml(request: Request) -> Response:
-    return Response(ctx(request).spec.yaml_bytes, media_type="application/yaml")
+async def get_openapi_yaml(request: Request, call: Call) -> Response:
+    return Response(call.ctx.spec.yaml_bytes, media_type="application/yaml")
 
 
-async def get_openapi_json(request: Request) -> Response:
-    return Response(ctx(request).spec.json_bytes, media_type="application/json")
+async def get_openapi_json(request: Request, call: Call) -> Response:
+    return Response(call.ctx.spec.json_bytes, media_type="application/json")

@@ -9,8 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mock_server import ids
-from mock_server.auth import authenticate
-from mock_server.context import AppContext, ctx
+from mock_server.context import AppContext, Call
 from mock_server.errors import BadRequest, InvalidVersion, NotFound
 from mock_server.fixtures import ModelFixture
 from mock_server.lifecycle import State, state_at
@@ -25,28 +24,36 @@ _VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
 _IMAGE_FORMATS = ("webp", "jpg", "png")
 
 
-async def create_prediction(request: Request) -> Response:
-    c = ctx(request)
-    owner = authenticate(request, c.allowed_tokens)
+async def create_prediction(request: Request, call: Call) -> Response:
+    c = call.ctx
     fixture = c.model(request.path_params["model_owner"], request.path_params["model_name"])
-    body = await read_json_object(request, c.settings.max_body_bytes)
-    check(c.body_validator, body, "")
-    return _create(request, c, owner, fixture, body)
+    body = await _body(request, call)
+    return _create(request, c, call.owner, fixture, body)
 
 
-async def create_prediction_by_version(request: Request) -> Response:
-    c = ctx(request)
-    owner = authenticate(request, c.allowed_tokens)
+async def create_prediction_by_version(request: Request, call: Call) -> Response:
+    c = call.ctx
     body = await read_json_object(request, c.settings.max_body_bytes)
     version = body.get("version")
     if not isinstance(version, str):
-        check(c.version_body_validator, body, "")  # names the missing or mistyped `version`
+        _check_body(call, body)  # names the missing or mistyped `version`
         raise InvalidVersion()
     # An unknown version is Replicate's own 422, not a schema problem (the spec lists the enum).
     fixture = _resolve_version(c, version)
-    check(c.version_body_validator, body, "")
+    _check_body(call, body)
     del body["version"]
-    return _create(request, c, owner, fixture, body)
+    return _create(request, c, call.owner, fixture, body)
+
+
+async def _body(request: Request, call: Call) -> dict[str, Any]:
+    body = await read_json_object(request, call.ctx.settings.max_body_bytes)
+    _check_body(call, body)
+    return body
+
+
+def _check_body(call: Call, body: dict[str, Any]) -> None:
+    if call.op.body is not None:
+        check(call.op.body, body, "")
 
 
 def _resolve_version(c: AppContext, ref: str) -> ModelFixture:
@@ -115,16 +122,16 @@ def _show(request: Request, c: AppContext, p: Prediction) -> dict[str, Any]:
     )
 
 
-async def get_prediction(request: Request) -> Response:
-    c = ctx(request)
-    p = _own(request, c, authenticate(request, c.allowed_tokens))
+async def get_prediction(request: Request, call: Call) -> Response:
+    c = call.ctx
+    p = _own(request, c, call.owner)
     return json_response(_show(request, c, p))
 
 
-async def cancel_prediction(request: Request) -> Response:
+async def cancel_prediction(request: Request, call: Call) -> Response:
     """A running prediction becomes `canceled`; a finished one comes back unchanged."""
-    c = ctx(request)
-    p = _own(request, c, authenticate(request, c.allowed_tokens))
+    c = call.ctx
+    p = _own(request, c, call.owner)
     now = c.clock.now()
     if not state_at(p, now).status.terminal:
         p.canceled_at = now
@@ -144,10 +151,9 @@ def _parse_cursor(cursor: str) -> tuple[int | None, int | None]:
     return (value, None) if match.group(1) == "b" else (None, value)
 
 
-async def list_predictions(request: Request) -> Response:
+async def list_predictions(request: Request, call: Call) -> Response:
     """The caller's predictions, newest first, 100 a page, with absolute next/previous URLs."""
-    c = ctx(request)
-    owner = authenticate(request, c.allowed_tokens)
+    c, owner = call.ctx, call.owner
     cursor = request.query_params.get("cursor")
     before, after = _parse_cursor(cursor) if cursor else (None, None)
     page = c.store.page(owner, before=before, after=after, limit=PAGE_SIZE)

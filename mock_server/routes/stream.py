@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
-from mock_server.context import AppContext, ctx
+from mock_server.context import AppContext, Call
 from mock_server.errors import NotFound
 from mock_server.lifecycle import state_at
 from mock_server.models import Prediction, Status
@@ -22,8 +22,7 @@ POLL_SECONDS = 0.05
 MAX_STREAM_SECONDS = 1800.0  # the real API times predictions out after 30 minutes
 
 
-def _find(request: Request) -> tuple[AppContext, Prediction]:
-    c = ctx(request)
+def _find(request: Request, c: AppContext) -> tuple[AppContext, Prediction]:
     p = c.store.get(request.path_params["prediction_id"])
     if p is None:
         raise NotFound()
@@ -65,8 +64,8 @@ async def _events(c: AppContext, p: Prediction, base: str) -> AsyncIterator[str]
         waited += POLL_SECONDS
 
 
-async def stream_prediction(request: Request) -> Response:
-    c, p = _find(request)
+async def stream_prediction(request: Request, call: Call) -> Response:
+    c, p = _find(request, call.ctx)
     return StreamingResponse(
         _events(c, p, c.public_base(request)),
         media_type="text/event-stream",
@@ -74,9 +73,9 @@ async def stream_prediction(request: Request) -> Response:
     )
 
 
-async def get_prediction_page(request: Request) -> Response:
+async def get_prediction_page(request: Request, call: Call) -> Response:
     """A human view of one prediction: status, logs and images (refresh to follow it)."""
-    c, p = _find(request)
+    c, p = _find(request, call.ctx)
     state = state_at(p, c.clock.now())
     data = prediction_json(p, state, c.models[p.model], base=c.public_base(request), prefix="/v1")
     images = "".join(
