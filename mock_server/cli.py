@@ -80,10 +80,23 @@ def settings_from(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tup
 
 
 def check(settings: Settings) -> int:
-    """Load the spec and every fixture; name the first problem."""
+    """Validate the spec (OpenAPI rules, then against the route table) and every fixture; name
+    the file and field of the first problem."""
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+    from mock_server.app import create_app
+
     try:
-        load_spec(settings.spec_path)
+        spec = load_spec(settings.spec_path)
+        try:
+            validate(spec.document)
+        except OpenAPIValidationError as exc:
+            where = ".".join(str(p) for p in exc.path) or "(document)"
+            message = exc.message.splitlines()[0]
+            raise SpecError(f"{settings.spec_path}: {where}: {message}") from None
         models = load_fixtures(settings.fixtures_dir)
+        create_app(settings)  # every route must find its operation in the spec
     except (SpecError, FixtureError) as exc:
         sys.stderr.write(f"mock-server check: {exc}\n")
         return 1

@@ -16,6 +16,8 @@ from referencing.jsonschema import DRAFT202012
 from mock_server.validation import SchemaValidator
 
 SPEC_URI = "urn:mock-server:openapi"
+# libyaml's loader when PyYAML has it (about ten times faster), else the pure-Python one.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
@@ -82,7 +84,7 @@ def _absolute_refs(node: Any) -> Any:
 def load_spec(path: Path) -> Spec:
     try:
         raw = path.read_bytes()
-        document = yaml.safe_load(raw)
+        document = yaml.load(raw, Loader=YAML_LOADER)
     except (OSError, yaml.YAMLError) as exc:
         raise SpecError(f"{path}: cannot read: {exc}") from None
     if not isinstance(document, dict) or "paths" not in document:
