@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, compile_path
 
 from mock_server.auth import authenticate
-from mock_server.clock import Clock, SystemClock
+from mock_server.clock import Clock, ManualClock, SystemClock
 from mock_server.config import Settings
 from mock_server.context import AppContext, Call
 from mock_server.errors import APIError, handle_api_error
@@ -112,7 +112,9 @@ def create_app(
 ) -> Starlette:
     """A fresh app: nothing is shared with any other app in the process."""
     settings = settings or Settings()
-    clock = clock or SystemClock()
+    if clock is None:
+        # A manual clock starts at the real time, so timestamps look current.
+        clock = ManualClock(SystemClock().now()) if settings.clock == "manual" else SystemClock()
     context = AppContext(
         settings=settings,
         clock=clock,

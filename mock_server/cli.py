@@ -31,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, help="port (default 8000; 0 picks a free port)")
     parser.add_argument("--seed", type=int, help="seed for ids and images (default 0)")
     parser.add_argument(
+        "--clock",
+        choices=["time", "polls", "manual"],
+        help="time: real time x --time-scale (default); polls: each read of a prediction moves it "
+        "one status; manual: time moves only through POST /__admin/clock",
+    )
+    parser.add_argument(
         "--time-scale",
         type=float,
         dest="time_scale",
@@ -52,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="api_tokens",
         action="append",
         help="accept only this bearer token (repeatable; default: any token)",
+    )
+    parser.add_argument(
+        "--admin-token",
+        dest="admin_token",
+        help="require this bearer token on /__admin (default: the admin API is open)",
     )
     parser.add_argument(
         "--max-body-bytes", type=int, dest="max_body_bytes", help="request body limit"

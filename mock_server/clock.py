@@ -1,7 +1,13 @@
-"""The one injected clock: the only module that reads the wall clock."""
+"""The one injected clock: the only module that reads the wall clock or sleeps.
+
+Everything that waits (sync mode, deadlines, streams) waits *on the clock*, so advancing a
+ManualClock releases it and tests never sleep.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -11,6 +17,10 @@ class Clock(Protocol):
         """The current time, timezone-aware UTC."""
         ...
 
+    async def sleep_until(self, when: datetime, *, limit: float) -> None:
+        """Return once this clock reaches `when`, or after `limit` real seconds at most."""
+        ...
+
 
 class SystemClock:
     """Real time."""
@@ -18,20 +28,58 @@ class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
+    async def sleep_until(self, when: datetime, *, limit: float) -> None:
+        delay = (when - self.now()).total_seconds()
+        if delay > 0:
+            await asyncio.sleep(min(delay, limit))
+
 
 class ManualClock:
-    """Time that moves only when told to (tests, `--clock manual`)."""
+    """Time that moves only when told to (tests, `--clock manual`, `POST /__admin/clock`).
+
+    `advance` and `set` may be called from any thread; they wake every `sleep_until` waiter.
+    """
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or datetime(2024, 1, 1, tzinfo=UTC)
+        self._lock = threading.Lock()
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
 
     def now(self) -> datetime:
         return self._now
 
     def advance(self, seconds: float) -> datetime:
-        self._now += timedelta(seconds=seconds)
-        return self._now
+        return self.set(self._now + timedelta(seconds=seconds))
 
     def set(self, when: datetime) -> datetime:
-        self._now = when
+        with self._lock:
+            self._now = when
+            waiters, self._waiters = self._waiters, set()
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_wake, future)
         return self._now
+
+    async def sleep_until(self, when: datetime, *, limit: float) -> None:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + limit
+        while self._now < when:
+            remaining = give_up - loop.time()
+            if remaining <= 0:
+                return
+            future: asyncio.Future[None] = loop.create_future()
+            with self._lock:
+                if self._now >= when:
+                    return
+                self._waiters.add((loop, future))
+            try:
+                await asyncio.wait_for(future, remaining)
+            except TimeoutError:
+                return
+            finally:
+                with self._lock:
+                    self._waiters.discard((loop, future))
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -26,11 +26,13 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     seed: int = 0
+    clock: str = "time"  # time | polls | manual (see timeline.py)
     time_scale: float = 1.0
     fixtures_dir: Path = field(default_factory=lambda: _bundled("fixtures"))
     spec_path: Path = field(default_factory=lambda: _bundled("openapi.yaml"))
     public_url: str | None = None
     api_tokens: tuple[str, ...] = ()
+    admin_token: str | None = None
     max_body_bytes: int = 10 * 1024 * 1024
     max_predictions: int = 200_000
     image_cache_bytes: int = 256 * 1024 * 1024

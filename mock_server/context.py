@@ -12,9 +12,12 @@ from mock_server.config import Settings
 from mock_server.errors import NotFound
 from mock_server.fixtures import ModelFixture
 from mock_server.image_cache import ImageCache
+from mock_server.lifecycle import State, state_at
+from mock_server.models import Prediction
 from mock_server.operations import Operation, build_operations
 from mock_server.spec import Spec
 from mock_server.store import PredictionStore
+from mock_server.timeline import ClockMode, Timeline
 
 
 @dataclass
@@ -31,6 +34,11 @@ class AppContext:
     def __post_init__(self) -> None:
         self.by_version = {m.version: m for m in self.models.values()}
         self.operations = build_operations(self.spec)
+        self.timeline = Timeline(self.clock, ClockMode(self.settings.clock))
+
+    def state(self, p: Prediction) -> State:
+        """Where `p` is now, as this server's clock mode sees it."""
+        return state_at(p, self.timeline.now_for(p))
 
     def model(self, owner: str, name: str) -> ModelFixture:
         fixture = self.models.get(f"{owner}/{name}")

@@ -21,21 +21,38 @@ def start_time(p: Prediction) -> datetime:
 
 
 def finish_time(p: Prediction) -> datetime:
+    """When the model ends on its own (or when an admin forced it to)."""
+    if p.ends_at is not None:
+        return p.ends_at
     return start_time(p) + timedelta(seconds=p.predict_s)
 
 
+def end_of(p: Prediction) -> tuple[datetime, Status]:
+    """The first of: the model's finish, a cancel, the deadline; and the status it brings."""
+    start = start_time(p)
+    end, status = finish_time(p), p.outcome
+    if p.canceled_at is not None and p.canceled_at < end:
+        end, status = p.canceled_at, Status.CANCELED
+    if p.deadline is not None and p.deadline < end:
+        end = p.deadline
+        status = Status.ABORTED if p.deadline < start else Status.CANCELED
+    return end, status
+
+
 def state_at(p: Prediction, now: datetime) -> State:
-    """starting -> processing -> succeeded, unless canceled before the end."""
-    start, finish = start_time(p), finish_time(p)
-    if p.canceled_at is not None and p.canceled_at < finish:
-        moment = p.canceled_at
-        started = start if moment >= start else None
-        return State(Status.CANCELED, started, moment, _progress(p, start, moment))
+    """starting -> processing -> succeeded | failed | canceled; aborted: deadline before start."""
+    start = start_time(p)
+    end, final = end_of(p)
+    if now >= end:
+        if final in (Status.SUCCEEDED, Status.FAILED):
+            started: datetime | None = min(start, end)  # forced early: it "ran" at that moment
+        else:
+            started = start if end >= start and final is not Status.ABORTED else None
+        progress = 1.0 if final is Status.SUCCEEDED else _progress(p, start, end)
+        return State(final, started, end, progress)
     if now < start:
         return State(Status.STARTING, None, None, 0.0)
-    if now < finish:
-        return State(Status.PROCESSING, start, None, _progress(p, start, now))
-    return State(Status.SUCCEEDED, start, finish, 1.0)
+    return State(Status.PROCESSING, start, None, _progress(p, start, now))
 
 
 def _progress(p: Prediction, start: datetime, moment: datetime) -> float:

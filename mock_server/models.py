@@ -38,5 +38,10 @@ class Prediction:
     quality: int
     outputs: int
     seq: int = 0  # creation order, assigned by the store
-    canceled_at: datetime | None = None
+    canceled_at: datetime | None = None  # a cancel request (or a forced cancel) arrived then
+    deadline: datetime | None = None  # `Cancel-After`: canceled (or aborted) when it passes
+    ends_at: datetime | None = None  # forced end (admin): replaces the model's own finish time
+    outcome: Status = Status.SUCCEEDED  # how it ends: succeeded, or failed/canceled by a scenario
+    error: str | None = None  # the message of a failed outcome
+    reads: int = 0  # GETs so far, for the `polls` clock
     source: str = "api"

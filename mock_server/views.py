@@ -38,7 +38,7 @@ def prediction_json(
         "logs": logs_at(p, state, fixture.log_style),
         "output": output,
         "data_removed": False,
-        "error": None,
+        "error": p.error if state.status is Status.FAILED else None,
         "status": state.status.value,
         "source": p.source,
         "created_at": timestamp(p.created_at),
@@ -51,6 +51,7 @@ def prediction_json(
             "web": f"{base}/p/{p.id}",
         },
         "metrics": metrics(p, state),
+        **({"deadline": timestamp(p.deadline)} if p.deadline is not None else {}),
     }
 
 

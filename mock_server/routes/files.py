@@ -10,7 +10,6 @@ from starlette.responses import Response
 from mock_server import images
 from mock_server.context import Call
 from mock_server.errors import NotFound
-from mock_server.lifecycle import state_at
 from mock_server.models import Status
 
 _FILENAME = re.compile(r"^out-(0|[1-9][0-9]{0,2})\.(webp|jpg|png)$")
@@ -24,11 +23,7 @@ async def get_output_file(request: Request, call: Call) -> Response:
     if match is None or p is None:
         raise NotFound()
     index, ext = int(match.group(1)), match.group(2)
-    if (
-        ext != p.fmt
-        or index >= p.outputs
-        or state_at(p, c.clock.now()).status is not Status.SUCCEEDED
-    ):
+    if ext != p.fmt or index >= p.outputs or c.state(p).status is not Status.SUCCEEDED:
         raise NotFound()
     prompt = str(p.input.get("prompt", ""))
     lines = images.prediction_lines(prompt, p.model, p.width, p.height, index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -12,10 +13,12 @@ from mock_server import ids
 from mock_server.context import AppContext, Call
 from mock_server.errors import BadRequest, InvalidVersion, NotFound
 from mock_server.fixtures import ModelFixture
-from mock_server.lifecycle import State, state_at
+from mock_server.headers import cancel_after_seconds, wait_seconds
+from mock_server.lifecycle import State, end_of
 from mock_server.models import Prediction, Status
 from mock_server.responses import api_prefix, created_status, json_response
 from mock_server.sizes import output_size
+from mock_server.timeline import ClockMode
 from mock_server.validation import check, read_json_object
 from mock_server.views import prediction_json
 
@@ -28,7 +31,7 @@ async def create_prediction(request: Request, call: Call) -> Response:
     c = call.ctx
     fixture = c.model(request.path_params["model_owner"], request.path_params["model_name"])
     body = await _body(request, call)
-    return _create(request, c, call.owner, fixture, body)
+    return await _create(request, c, call.owner, fixture, body)
 
 
 async def create_prediction_by_version(request: Request, call: Call) -> Response:
@@ -42,7 +45,7 @@ async def create_prediction_by_version(request: Request, call: Call) -> Response
     fixture = _resolve_version(c, version)
     _check_body(call, body)
     del body["version"]
-    return _create(request, c, call.owner, fixture, body)
+    return await _create(request, c, call.owner, fixture, body)
 
 
 async def _body(request: Request, call: Call) -> dict[str, Any]:
@@ -68,11 +71,48 @@ def _resolve_version(c: AppContext, ref: str) -> ModelFixture:
     raise InvalidVersion()
 
 
-def _create(
+async def _create(
     request: Request, c: AppContext, owner: str, fixture: ModelFixture, body: dict[str, Any]
 ) -> Response:
     inp = body["input"]
     check(fixture.validator, inp, "input")
+    wait = wait_seconds(request.headers.get("prefer"))
+    cancel_after = cancel_after_seconds(request.headers.get("cancel-after"))
+    p = _new_prediction(c, owner, fixture, inp)
+    if cancel_after is not None:
+        p.deadline = p.created_at + timedelta(seconds=cancel_after)
+    c.store.add(p)
+    prefix = api_prefix(request.url.path)
+    base = c.public_base(request)
+    headers = {"Location": f"{base}{prefix}/predictions/{p.id}"}
+    # Without `Prefer: wait` a create answers `starting` whatever the timing, as the real API does.
+    state = State(Status.STARTING, None, None, 0.0)
+    if wait is not None:
+        state = await _wait(c, p, wait)
+        headers["Preference-Applied"] = request.headers["prefer"].strip()
+    data = prediction_json(p, state, fixture, base=base, prefix=prefix)
+    return json_response(data, created_status(prefix), headers=headers)
+
+
+async def _wait(c: AppContext, p: Prediction, seconds: int) -> State:
+    """Sync mode: hold the create until the prediction ends or `seconds` pass on the clock.
+
+    At the limit the answer is `starting`: the official clients poll only from that status.
+    """
+    if c.timeline.mode is ClockMode.POLLS:
+        p.reads = 2  # waiting is polling to the end
+        c.store.save(p)
+    else:
+        end, _ = end_of(p)
+        until = min(end, p.created_at + timedelta(seconds=seconds))
+        await c.clock.sleep_until(until, limit=seconds)
+    state = c.state(p)
+    return state if state.status.terminal else State(Status.STARTING, None, None, 0.0)
+
+
+def _new_prediction(
+    c: AppContext, owner: str, fixture: ModelFixture, inp: dict[str, Any]
+) -> Prediction:
     effective = fixture.effective_input(inp)
     width, height = output_size(fixture.size, effective)
     fmt = effective.get("output_format", "webp")
@@ -81,29 +121,21 @@ def _create(
     if isinstance(count, float) and count.is_integer():
         count = int(count)  # JSON Schema counts 4.0 as an integer
     key = ids.request_key(c.settings.seed, owner, fixture.ref, inp)
-    prediction_id = ids.prediction_id(key, c.store.next_occurrence(key))
     scale = c.settings.time_scale
-    p = c.store.add(
-        Prediction(
-            id=prediction_id,
-            owner=owner,
-            model=fixture.ref,
-            input=inp,
-            created_at=c.clock.now(),
-            setup_s=fixture.setup_s * scale,
-            predict_s=fixture.predict_s * scale,
-            width=width,
-            height=height,
-            fmt=fmt if fmt in _IMAGE_FORMATS else "webp",
-            quality=quality if isinstance(quality, int) and 0 <= quality <= 100 else 80,
-            outputs=count if isinstance(count, int) and count > 0 else 1,
-        )
+    return Prediction(
+        id=ids.prediction_id(key, c.store.next_occurrence(key)),
+        owner=owner,
+        model=fixture.ref,
+        input=inp,
+        created_at=c.clock.now(),
+        setup_s=fixture.setup_s * scale,
+        predict_s=fixture.predict_s * scale,
+        width=width,
+        height=height,
+        fmt=fmt if fmt in _IMAGE_FORMATS else "webp",
+        quality=quality if isinstance(quality, int) and 0 <= quality <= 100 else 80,
+        outputs=count if isinstance(count, int) and count > 0 else 1,
     )
-    prefix = api_prefix(request.url.path)
-    # A create answers `starting` whatever the timing: the clients poll only from `starting`.
-    state = State(Status.STARTING, None, None, 0.0)
-    data = prediction_json(p, state, fixture, base=c.public_base(request), prefix=prefix)
-    return json_response(data, created_status(prefix), headers={"Location": data["urls"]["get"]})
 
 
 def _own(request: Request, c: AppContext, owner: str) -> Prediction:
@@ -115,7 +147,7 @@ def _own(request: Request, c: AppContext, owner: str) -> Prediction:
 
 
 def _show(request: Request, c: AppContext, p: Prediction) -> dict[str, Any]:
-    state = state_at(p, c.clock.now())
+    state = c.state(p)
     fixture = c.models[p.model]
     return prediction_json(
         p, state, fixture, base=c.public_base(request), prefix=api_prefix(request.url.path)
@@ -125,6 +157,8 @@ def _show(request: Request, c: AppContext, p: Prediction) -> dict[str, Any]:
 async def get_prediction(request: Request, call: Call) -> Response:
     c = call.ctx
     p = _own(request, c, call.owner)
+    if c.timeline.read(p):
+        c.store.save(p)
     return json_response(_show(request, c, p))
 
 
@@ -132,9 +166,8 @@ async def cancel_prediction(request: Request, call: Call) -> Response:
     """A running prediction becomes `canceled`; a finished one comes back unchanged."""
     c = call.ctx
     p = _own(request, c, call.owner)
-    now = c.clock.now()
-    if not state_at(p, now).status.terminal:
-        p.canceled_at = now
+    if not c.state(p).status.terminal:
+        p.canceled_at = c.timeline.now_for(p)
         c.store.save(p)
     return json_response(_show(request, c, p))
 

@@ -14,7 +14,6 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 from mock_server.context import AppContext, Call
 from mock_server.errors import NotFound
-from mock_server.lifecycle import state_at
 from mock_server.models import Prediction, Status
 from mock_server.views import output_urls, prediction_json
 
@@ -41,7 +40,7 @@ async def _events(c: AppContext, p: Prediction, base: str) -> AsyncIterator[str]
     event_id = 0
     waited = 0.0
     while True:
-        state = state_at(p, c.clock.now())
+        state = c.state(p)
         logs = prediction_json(p, state, fixture, base=base, prefix="/v1")["logs"]
         for line in logs.splitlines()[sent_logs:]:
             event_id += 1
@@ -76,7 +75,7 @@ async def stream_prediction(request: Request, call: Call) -> Response:
 async def get_prediction_page(request: Request, call: Call) -> Response:
     """A human view of one prediction: status, logs and images (refresh to follow it)."""
     c, p = _find(request, call.ctx)
-    state = state_at(p, c.clock.now())
+    state = c.state(p)
     data = prediction_json(p, state, c.models[p.model], base=c.public_base(request), prefix="/v1")
     images = "".join(
         f'<img src="{html.escape(u)}" alt="output {i}" style="max-width:100%">'
