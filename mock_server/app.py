@@ -8,7 +8,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route, compile_path
+from starlette.routing import BaseRoute, Mount, Route, Router, compile_path
 
 from mock_server.auth import authenticate
 from mock_server.clock import Clock, ManualClock, SystemClock
@@ -89,8 +89,8 @@ def build_routes(context: AppContext) -> list[BaseRoute]:
         ]
 
     return [
-        Mount(COMET_PREFIX, routes=routes(API, "")),
-        Mount(REPLICATE_PREFIX, routes=routes(API, "v1_")),
+        Mount(COMET_PREFIX, app=Router(routes(API, ""), redirect_slashes=False)),
+        Mount(REPLICATE_PREFIX, app=Router(routes(API, "v1_"), redirect_slashes=False)),
         *routes(OTHER, ""),
     ]
 
@@ -134,6 +134,7 @@ def create_app(
             Exception: handle_api_error,
         },
     )
+    app.router.redirect_slashes = False  # `/v1/predictions/` is a 404, not a redirect
     app.state.ctx = context
     app.state.allow_table = [
         (compile_path(path)[0], set(route.methods or ())) for path, route in flat_routes(routes)

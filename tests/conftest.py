@@ -5,8 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import uvicorn
@@ -33,6 +34,9 @@ MODELS = (
     "flux-2-flex",
 )
 PREFIXES = ("/replicate/v1", "/v1")
+# `event_hooks` for any httpx client (TestClient, replicate.Client): every response is checked
+# against openapi.yaml, and an undocumented one fails the request with AssertionError.
+CHECKED: dict[str, list[Callable[[Any], None]]] = {"response": [httpx_hook()]}
 
 
 @pytest.fixture
@@ -55,7 +59,7 @@ def client(app: Starlette) -> Iterator[TestClient]:
     """Every response it receives is checked against openapi.yaml (tests/contract.py)."""
     with TestClient(app, raise_server_exceptions=False) as c:
         c.headers.update(AUTH)
-        c.event_hooks = {"response": [httpx_hook()]}
+        c.event_hooks = CHECKED
         yield c
 
 

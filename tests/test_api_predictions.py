@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from mock_server import Settings, create_app
 from mock_server.clock import ManualClock
-from tests.conftest import PREFIXES, TOKEN
+from tests.conftest import CHECKED, PREFIXES, TOKEN
 
 ALPHABET = set("0123456789abcdefghjkmnpqrstvwxyz")
 SCHNELL = "black-forest-labs/flux-schnell"
@@ -289,6 +289,7 @@ def problem(r: Any, status: int, detail: str) -> None:
 )
 def test_auth_missing_and_invalid(app: Starlette, method: str, path: str) -> None:
     with TestClient(app) as anon:
+        anon.event_hooks = CHECKED
         body = {"input": {"prompt": "x"}}
         r = anon.request(method, path, json=body if method == "POST" else None)
         problem(r, 401, "You did not pass an authentication token")
@@ -300,6 +301,7 @@ def test_auth_missing_and_invalid(app: Starlette, method: str, path: str) -> Non
 def test_auth_token_list() -> None:
     app = create_app(Settings(api_tokens=("good",)), clock=ManualClock())
     with TestClient(app) as c:
+        c.event_hooks = CHECKED
         ok = c.post(
             f"/v1/models/{SCHNELL}/predictions",
             json={"input": {"prompt": "x"}},
@@ -354,6 +356,7 @@ def test_output_file(
     url = get(client, p["id"])["output"][0]
     assert url.endswith(f"/out-0.{fmt}")
     with TestClient(app) as anon:
+        anon.event_hooks = CHECKED
         for c in (client, anon):
             r = c.get(urlsplit(url).path)
             assert r.status_code == 200

@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 
 from mock_server import Settings, cli, create_app
 from mock_server.clock import ManualClock
-from tests.conftest import AUTH
+from tests.conftest import AUTH, CHECKED
 
 PROJECT = Path(__file__).resolve().parents[1]
 FIXTURES = PROJECT / "fixtures"
@@ -206,6 +206,7 @@ def test_public_url_prefixes_every_url() -> None:
     clock = ManualClock()
     with TestClient(create_app(settings, clock=clock)) as client:
         client.headers.update(AUTH)
+        client.event_hooks = CHECKED
         created = client.post(CREATE, json={"input": {"prompt": "p", "num_outputs": 2}}).json()
         assert created["urls"]["get"] == (
             f"https://mock.example/replicate/v1/predictions/{created['id']}"
@@ -266,7 +267,7 @@ def server_process() -> Iterator[tuple[str, subprocess.Popen[str]]]:
 
 def test_real_process_serves(server_process: tuple[str, subprocess.Popen[str]]) -> None:
     url, proc = server_process
-    with httpx.Client(base_url=url, headers=AUTH, timeout=10) as http:
+    with httpx.Client(base_url=url, headers=AUTH, timeout=10, event_hooks=CHECKED) as http:
         spec = http.get("/openapi.yaml")
         assert spec.status_code == 200
         assert spec.text.startswith("openapi:")

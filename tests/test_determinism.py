@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from mock_server import Settings, create_app
 from mock_server.clock import ManualClock
-from tests.conftest import AUTH, start_live_server
+from tests.conftest import AUTH, CHECKED, start_live_server
 
 CREATE = "/replicate/v1/models/black-forest-labs/{model}/predictions"
 SEQUENCE: list[tuple[str, dict[str, Any]]] = [
@@ -39,6 +39,7 @@ def make_app() -> Iterator[Callable[[Settings], Pair]]:
                 TestClient(create_app(settings, clock=clock), raise_server_exceptions=False)
             )
             client.headers.update(AUTH)
+            client.event_hooks = CHECKED
             return client, clock
 
         yield build
@@ -145,7 +146,7 @@ def run_live_session(settings: Settings) -> tuple[list[str], list[list[bytes]]]:
     """Start a real server, create SEQUENCE over HTTP, wait for each, download, stop it."""
     live, thread = start_live_server(settings)
     try:
-        with httpx.Client(base_url=live.url, headers=AUTH, timeout=10) as http:
+        with httpx.Client(base_url=live.url, headers=AUTH, timeout=10, event_hooks=CHECKED) as http:
             ids = []
             for model, inp in SEQUENCE:
                 response = http.post(CREATE.format(model=model), json={"input": inp})

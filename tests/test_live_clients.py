@@ -22,7 +22,7 @@ from replicate.client import Client
 from replicate.exceptions import ReplicateError
 from replicate.prediction import Prediction
 
-from tests.conftest import TOKEN, LiveServer
+from tests.conftest import CHECKED, TOKEN, LiveServer
 
 T = TypeVar("T")
 DEADLINE_S = 15.0
@@ -61,7 +61,12 @@ def make_client(
     base_url = live_server.url + BASES[request.param]
 
     def build(api_token: str = TOKEN) -> Client:
-        client = Client(api_token=api_token, base_url=base_url, timeout=httpx.Timeout(10.0))
+        client = Client(
+            api_token=api_token,
+            base_url=base_url,
+            timeout=httpx.Timeout(10.0),
+            event_hooks=CHECKED,
+        )
         assert client.poll_interval == pytest.approx(0.05)
         return client
 
@@ -80,7 +85,8 @@ def status_of(prediction: Prediction) -> str:
 
 
 def download_image(url: str) -> Image.Image:
-    response = httpx.get(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    with httpx.Client(event_hooks=CHECKED, timeout=10) as http:
+        response = http.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200, url
     image = Image.open(io.BytesIO(response.content))
     image.load()
@@ -222,7 +228,7 @@ def test_run_invalid_input_raises_422(rc: Client) -> None:
 def test_missing_token_raises_401(live_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """No Authorization header at all (the client sends none without a token)."""
     monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
-    client = Client(api_token="", base_url=live_server.url)
+    client = Client(api_token="", base_url=live_server.url, event_hooks=CHECKED)
     with pytest.raises(ReplicateError) as caught:
         bounded(lambda: client.predictions.list())
     assert caught.value.status == 401

@@ -1,0 +1,167 @@
+"""The request journal: what came in and what went out, bounded, tokens redacted (respx's
+CallList, WireMock's request log). Filled by an ASGI middleware; read at /__admin/requests."""
+
+from __future__ import annotations
+
+import hashlib
+import time as _time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mock_server.clock import Clock
+
+MAX_BODY = 4096
+_MODEL_PATH = "/models/"
+
+
+def redact(token: str | None) -> str | None:
+    """A short hash, enough to tell callers apart, never the token."""
+    if not token:
+        return None
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    at: str
+    method: str
+    path: str
+    query: str
+    status: int
+    model: str | None
+    token: str | None
+    scenario: str | None
+    duration_ms: float
+    request_body: str
+    response_body: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Journal:
+    def __init__(self, limit: int = 10_000) -> None:
+        self.entries: deque[Entry] = deque(maxlen=limit)
+        self._seq = 0
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def find(
+        self,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        model: str | None = None,
+        status: int | None = None,
+        limit: int = 1000,
+    ) -> list[Entry]:
+        """Newest first; `path` matches as a prefix."""
+        found: list[Entry] = []
+        for e in reversed(self.entries):
+            if method and e.method != method.upper():
+                continue
+            if path and not e.path.startswith(path):
+                continue
+            if model and e.model != model:
+                continue
+            if status is not None and e.status != status:
+                continue
+            found.append(e)
+            if len(found) >= limit:
+                break
+        return found
+
+
+def _text(chunks: Iterable[bytes]) -> str:
+    raw = b"".join(chunks)[:MAX_BODY]
+    return raw.decode("utf-8", errors="replace")
+
+
+def _model_of(path: str, response: bytes, content_type: str) -> str | None:
+    if _MODEL_PATH in path:
+        rest = path.split(_MODEL_PATH, 1)[1].split("/")
+        if len(rest) >= 2:
+            return f"{rest[0]}/{rest[1]}"
+    if content_type.startswith("application/json") and response[:1] == b"{":
+        try:
+            model = orjson.loads(response).get("model")
+        except orjson.JSONDecodeError:
+            return None
+        return model if isinstance(model, str) else None
+    return None
+
+
+class JournalMiddleware:
+    """Records every request outside /__admin (whose own calls would drown the log)."""
+
+    def __init__(self, app: ASGIApp, journal: Journal, clock: Clock) -> None:
+        self.app, self.journal, self.clock = app, journal, clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/__admin"):
+            await self.app(scope, receive, send)
+            return
+        started = _time.perf_counter()
+        at: datetime = self.clock.now()
+        request_chunks: list[bytes] = []
+        response_chunks: list[bytes] = []
+        size = 0
+        status = 500
+        content_type = ""
+
+        async def recording_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and sum(map(len, request_chunks)) < MAX_BODY:
+                request_chunks.append(message.get("body", b""))
+            return message
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status, content_type, size
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                for key, value in message.get("headers", []):
+                    if key == b"content-type":
+                        content_type = value.decode("latin-1")
+            elif message["type"] == "http.response.body" and size < MAX_BODY:
+                body = message.get("body", b"")
+                if not content_type.startswith(("image/", "text/event-stream")):
+                    response_chunks.append(body)
+                size += len(body)
+            await send(message)
+
+        try:
+            await self.app(scope, recording_receive, recording_send)
+        finally:
+            headers = dict(scope.get("headers", []))
+            auth = headers.get(b"authorization", b"").decode("latin-1")
+            token = auth.partition(" ")[2].strip() or None
+            scenario = headers.get(b"x-mock-scenario")
+            response = b"".join(response_chunks)
+            self.journal.entries.append(
+                Entry(
+                    seq=self.journal.next_seq(),
+                    at=at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                    method=scope["method"],
+                    path=scope["path"],
+                    query=scope.get("query_string", b"").decode("latin-1"),
+                    status=status,
+                    model=_model_of(scope["path"], response, content_type),
+                    token=redact(token),
+                    scenario=scenario.decode("latin-1") if scenario else None,
+                    duration_ms=round((_time.perf_counter() - started) * 1000, 3),
+                    request_body=_text(request_chunks),
+                    response_body=_text(response_chunks),
+                )
+            )

@@ -1,0 +1,283 @@
+"""Scenarios: rules that match requests and force what happens (a failure, a cancel, slow or
+instant timing, an HTTP error for the next N requests, added latency).
+
+A request is matched by the header `X-Mock-Scenario: <name>` (any scenario, built-in or not),
+or by a rule's `match` (model, prompt pattern, token, route, method). Rules load from
+`fixtures/scenarios.yaml` and change at run time through `/__admin/scenarios`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from mock_server.models import Status
+from mock_server.spec import YAML_LOADER
+
+NSFW_MESSAGE = (
+    "All generated images contained NSFW content. Try running it again with a different prompt."
+)
+HEADER = "x-mock-scenario"
+
+SCENARIO_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+        "description": {"type": "string"},
+        "match": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "model": {"type": "string", "description": "owner/name; * and ? wildcards"},
+                "prompt": {"type": "string", "description": "a regular expression (search)"},
+                "token": {"type": "string"},
+                "route": {"type": "string", "description": "operationId, e.g. getPrediction"},
+                "method": {"type": "string"},
+            },
+        },
+        "outcome": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["status"],
+            "properties": {
+                "status": {"enum": ["failed", "canceled", "succeeded"]},
+                "error": {"type": "string"},
+            },
+        },
+        "timing": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "setup": {"type": "number", "minimum": 0},
+                "predict": {"type": "number", "minimum": 0},
+                "scale": {"type": "number", "minimum": 0},
+            },
+        },
+        "http": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["status"],
+            "properties": {
+                "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                "body": {"type": "object"},
+                "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "latency_ms": {"type": "number", "minimum": 0, "maximum": 60000},
+        "times": {"type": ["integer", "null"], "minimum": 1},
+    },
+}
+SCENARIO_VALIDATOR = Draft202012Validator(SCENARIO_SCHEMA)
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str = ""
+    match: dict[str, str] = field(default_factory=dict)
+    outcome: dict[str, str] | None = None
+    timing: dict[str, float] | None = None
+    http: dict[str, Any] | None = None
+    latency_ms: float = 0.0
+    times: int | None = None  # how many more requests it applies to; None: every one
+    builtin: bool = False
+    _prompt: re.Pattern[str] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, builtin: bool = False) -> Scenario:
+        """Build from a validated mapping (see SCENARIO_SCHEMA)."""
+        match = dict(data.get("match") or {})
+        prompt = re.compile(match["prompt"]) if "prompt" in match else None
+        return cls(
+            name=data["name"],
+            description=data.get("description", ""),
+            match=match,
+            outcome=data.get("outcome"),
+            timing=data.get("timing"),
+            http=data.get("http"),
+            latency_ms=float(data.get("latency_ms", 0)),
+            times=data.get("times"),
+            builtin=builtin,
+            _prompt=prompt,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "description": self.description}
+        data["match"] = self.match
+        for key in ("outcome", "timing", "http"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        data["latency_ms"] = self.latency_ms
+        data["times"] = self.times
+        data["builtin"] = self.builtin
+        return data
+
+    def matches(self, req: RequestFacts) -> bool:
+        """Whether this rule's `match` selects the request (a rule without `match` never does:
+        it applies through the header only)."""
+        m = self.match
+        if not m:
+            return False
+        if "model" in m and not (req.model and fnmatch.fnmatchcase(req.model, m["model"])):
+            return False
+        if self._prompt is not None and not (req.prompt and self._prompt.search(req.prompt)):
+            return False
+        if "token" in m and m["token"] != req.token:
+            return False
+        if "route" in m and m["route"] != req.route:
+            return False
+        return not ("method" in m and m["method"].upper() != req.method)
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    method: str
+    route: str  # operationId without the `v1_` prefix
+    token: str | None
+    model: str | None = None
+    prompt: str | None = None
+    header: str | None = None  # X-Mock-Scenario
+
+
+BUILTINS: list[dict[str, Any]] = [
+    {
+        "name": "fail",
+        "description": "The prediction fails with a model error.",
+        "outcome": {"status": "failed", "error": "Prediction failed: a mock model error"},
+    },
+    {
+        "name": "nsfw",
+        "description": "The prediction fails the way the safety checker fails it.",
+        "outcome": {"status": "failed", "error": NSFW_MESSAGE},
+    },
+    {
+        "name": "cancel",
+        "description": "The prediction ends canceled.",
+        "outcome": {"status": "canceled"},
+    },
+    {"name": "slow", "description": "Ten times the model's timing.", "timing": {"scale": 10}},
+    {
+        "name": "instant",
+        "description": "No set-up, no run time: succeeded on the next read.",
+        "timing": {"setup": 0, "predict": 0},
+    },
+    {
+        "name": "rate-limit",
+        "description": "429 with Retry-After, as Replicate throttles.",
+        "http": {
+            "status": 429,
+            "body": {
+                "detail": "Request was throttled. Expected available in 1 second.",
+                "status": 429,
+            },
+            "headers": {"Retry-After": "1"},
+        },
+    },
+    {
+        "name": "server-error",
+        "description": "500 Internal Server Error.",
+        "http": {
+            "status": 500,
+            "body": {
+                "title": "Internal Server Error",
+                "detail": "A mock server error.",
+                "status": 500,
+            },
+        },
+    },
+    {
+        "name": "unavailable",
+        "description": "503 Service Unavailable with Retry-After.",
+        "http": {
+            "status": 503,
+            "body": {"title": "Service Unavailable", "detail": "A mock outage.", "status": 503},
+            "headers": {"Retry-After": "1"},
+        },
+    },
+    {"name": "latency", "description": "Adds one second before answering.", "latency_ms": 1000},
+]
+
+
+class ScenarioError(Exception):
+    """A scenario definition is unusable; the message names the field."""
+
+
+def parse(data: Any, where: str = "scenario") -> Scenario:
+    error = next(iter(sorted(SCENARIO_VALIDATOR.iter_errors(data), key=lambda e: e.path)), None)
+    if error is not None:
+        path = ".".join(str(p) for p in error.absolute_path) or "(root)"
+        raise ScenarioError(f"{where}: {path}: {error.message}")
+    if "prompt" in (data.get("match") or {}):
+        try:
+            re.compile(data["match"]["prompt"])
+        except re.error as exc:
+            raise ScenarioError(f"{where}: match.prompt: not a regular expression: {exc}") from None
+    return Scenario.from_dict(data)
+
+
+def load_file(path: Path) -> list[Scenario]:
+    """`scenarios.yaml`: a mapping with a `scenarios` list; a missing file is no scenarios."""
+    if not path.is_file():
+        return []
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScenarioError(f"{path}: cannot read YAML: {exc}") from None
+    items = data.get("scenarios", []) if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise ScenarioError(f"{path}: scenarios: must be a list")
+    return [parse(item, f"{path}: scenarios[{i}]") for i, item in enumerate(items)]
+
+
+class ScenarioBook:
+    """The built-ins, the file's rules and the ones added at run time."""
+
+    def __init__(self, from_file: list[Scenario]) -> None:
+        self._from_file = from_file
+        self.reset()
+
+    def reset(self) -> None:
+        self.rules: dict[str, Scenario] = {}
+        for data in BUILTINS:
+            self.rules[data["name"]] = Scenario.from_dict(data, builtin=True)
+        for rule in self._from_file:
+            self.rules[rule.name] = Scenario.from_dict(rule.to_json() | {"builtin": False})
+
+    def add(self, scenario: Scenario) -> None:
+        self.rules[scenario.name] = scenario
+
+    def remove(self, name: str) -> bool:
+        return self.rules.pop(name, None) is not None
+
+    def select(self, req: RequestFacts) -> list[Scenario]:
+        """The scenarios that apply to this request, spending one of each one's `times`."""
+        chosen = [r for r in self.rules.values() if r.matches(req)]
+        if req.header:
+            named = self.rules.get(req.header)
+            if named is not None and named not in chosen:
+                chosen.append(named)
+        applied = []
+        for rule in chosen:
+            if rule.times is not None:
+                if rule.times <= 0:
+                    continue
+                rule.times -= 1
+            applied.append(rule)
+        return applied
+
+    def unknown(self, header: str | None) -> bool:
+        return header is not None and header not in self.rules
+
+
+def outcome_status(rule: Scenario) -> Status | None:
+    if rule.outcome is None:
+        return None
+    return Status(rule.outcome["status"])
