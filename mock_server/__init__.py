@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+__version__ = "0.1.0"  # before the imports below: mock_server.routes.admin reads it
+
 from mock_server.app import create_app
 from mock_server.config import Settings
 
-__version__ = "0.1.0"
 __all__ = ["Settings", "__version__", "create_app"]

@@ -6,19 +6,26 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router, compile_path
 
-from mock_server.auth import authenticate
+from mock_server.auth import authenticate, authenticate_admin
 from mock_server.clock import Clock, ManualClock, SystemClock
 from mock_server.config import Settings
 from mock_server.context import AppContext, Call
 from mock_server.errors import APIError, handle_api_error
 from mock_server.fixtures import load_fixtures
 from mock_server.image_cache import ImageCache
+from mock_server.journal import JournalMiddleware
 from mock_server.responses import COMET_PREFIX, REPLICATE_PREFIX
-from mock_server.routes import files, models, predictions, stream
+from mock_server.routes import admin, files, models, predictions, stream
+from mock_server.scenarios import (
+    ScenarioBook,
+    apply_http,
+    load_file,
+)
 from mock_server.spec import SpecError, load_spec
 from mock_server.store import MemoryStore, PredictionStore
 
@@ -58,23 +65,51 @@ OTHER: list[tuple[str, str, Handler, str]] = [
     ("/openapi.yaml", "GET", files.get_openapi_yaml, "getOpenapiYaml"),
     ("/openapi.json", "GET", files.get_openapi_json, "getOpenapiJson"),
 ]
+ADMIN: list[tuple[str, str, Handler, str]] = [
+    ("/__admin/health", "GET", admin.health, "adminHealth"),
+    ("/__admin/reset", "POST", admin.reset, "adminReset"),
+    ("/__admin/clock", "GET", admin.get_clock, "adminGetClock"),
+    ("/__admin/clock", "POST", admin.move_clock, "adminMoveClock"),
+    ("/__admin/requests", "GET", admin.list_requests, "adminListRequests"),
+    ("/__admin/requests", "DELETE", admin.clear_requests, "adminClearRequests"),
+    ("/__admin/scenarios", "GET", admin.list_scenarios, "adminListScenarios"),
+    ("/__admin/scenarios", "POST", admin.add_scenario, "adminAddScenario"),
+    ("/__admin/scenarios/{name}", "DELETE", admin.remove_scenario, "adminRemoveScenario"),
+    ("/__admin/predictions", "GET", admin.list_all_predictions, "adminListPredictions"),
+    (
+        "/__admin/predictions/{prediction_id}/{action}",
+        "POST",
+        admin.force_prediction,
+        "adminForcePrediction",
+    ),
+]
+# Creates choose their scenarios once the body (model, prompt) is read; see predictions.py.
+CREATES = {"createPrediction", "createPredictionByVersion"}
+UNSCENARIOED = {"getOpenapiYaml", "getOpenapiJson"}
 
 
 def bind(context: AppContext, operation_id: str, handler: Handler) -> Endpoint:
     """The endpoint for one spec operation: security, query and headers checked as the spec
-    says, then the handler."""
+    says, scenarios applied, then the handler."""
     op = context.operations.get(operation_id)
     if op is None:
         raise SpecError(f"{context.settings.spec_path}: no operation `{operation_id}` in paths")
     check_query = bool(op.query)
-    allowed = context.allowed_tokens
+    route = operation_id.removeprefix("v1_")
+    is_admin = operation_id.startswith("admin")
+    scenarios = not is_admin and route not in CREATES and route not in UNSCENARIOED
 
     async def endpoint(request: Request) -> Response:
-        owner = authenticate(request, allowed) if op.secured else ""
+        if is_admin:
+            owner = authenticate_admin(request, context.settings.admin_token)
+        else:
+            owner = authenticate(request, context.allowed_tokens) if op.secured else ""
         if request.scope["query_string"] or check_query:
             op.check_query(request.query_params.keys(), request.query_params)
         if op.headers:
             op.check_headers(request.headers)
+        if scenarios:
+            await apply_http(context.scenarios_for(request, route))
         return await handler(request, Call(context, op, owner))
 
     endpoint.__name__ = handler.__name__
@@ -92,6 +127,7 @@ def build_routes(context: AppContext) -> list[BaseRoute]:
         Mount(COMET_PREFIX, app=Router(routes(API, ""), redirect_slashes=False)),
         Mount(REPLICATE_PREFIX, app=Router(routes(API, "v1_"), redirect_slashes=False)),
         *routes(OTHER, ""),
+        *routes(ADMIN, ""),
     ]
 
 
@@ -115,19 +151,28 @@ def create_app(
     if clock is None:
         # A manual clock starts at the real time, so timestamps look current.
         clock = ManualClock(SystemClock().now()) if settings.clock == "manual" else SystemClock()
+    spec = load_spec(settings.spec_path)
+    scenario_schema = spec.validator("ScenarioRequest")
     context = AppContext(
         settings=settings,
         clock=clock,
         store=store or MemoryStore(settings.max_predictions),
-        spec=load_spec(settings.spec_path),
+        spec=spec,
         models=load_fixtures(settings.fixtures_dir),
         images=ImageCache(settings.image_cache_bytes),
         started_at=clock.now(),
+        scenarios=ScenarioBook(
+            load_file(settings.fixtures_dir / "scenarios.yaml", scenario_schema), scenario_schema
+        ),
         allowed_tokens=frozenset(settings.api_tokens),
     )
     routes = build_routes(context)
+    journal = Middleware(
+        JournalMiddleware, journal=context.journal, now=lambda: context.clock.now()
+    )
     app = Starlette(
         routes=routes,
+        middleware=[journal],
         exception_handlers={
             APIError: handle_api_error,
             HTTPException: handle_api_error,

@@ -34,3 +34,12 @@ def authenticate(request: Request, allowed: frozenset[str]) -> str:
     if allowed and token not in allowed:
         raise Unauthenticated(INVALID)
     return owner_of(token)
+
+
+def authenticate_admin(request: Request, admin_token: str | None) -> str:
+    """With --admin-token the admin API needs that bearer token; without, it is open."""
+    if admin_token is None:
+        return ""
+    if token_of(request) != admin_token:
+        raise Unauthenticated(INVALID)
+    return "admin"

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from starlette.requests import Request
 
-from mock_server.clock import Clock
+from mock_server.clock import Clock, ManualClock, SystemClock
 from mock_server.config import Settings
-from mock_server.errors import NotFound
+from mock_server.errors import BadRequest, NotFound
 from mock_server.fixtures import ModelFixture
 from mock_server.image_cache import ImageCache
+from mock_server.journal import Journal
 from mock_server.lifecycle import State, state_at
 from mock_server.models import Prediction
 from mock_server.operations import Operation, build_operations
+from mock_server.scenarios import HEADER, RequestFacts, Scenario, ScenarioBook
 from mock_server.spec import Spec
 from mock_server.store import PredictionStore
 from mock_server.timeline import ClockMode, Timeline
@@ -29,6 +31,8 @@ class AppContext:
     models: dict[str, ModelFixture]
     images: ImageCache
     started_at: datetime
+    scenarios: ScenarioBook
+    journal: Journal = field(default_factory=Journal)
     allowed_tokens: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
@@ -36,9 +40,45 @@ class AppContext:
         self.operations = build_operations(self.spec)
         self.timeline = Timeline(self.clock, ClockMode(self.settings.clock))
 
+    def reset(self, **changes: object) -> None:
+        """Forget every prediction, journal entry and run-time scenario (pytest-httpserver's
+        `clear()`); `changes` may set a new seed, clock mode or time scale."""
+        self.store.reset()
+        self.journal.clear()
+        self.scenarios.reset()
+        self.images.clear()
+        if changes:
+            self.settings = replace(self.settings, **changes)  # type: ignore[arg-type]
+        mode = ClockMode(self.settings.clock)
+        if "clock" in changes:
+            self.clock = (
+                ManualClock(SystemClock().now()) if mode is ClockMode.MANUAL else SystemClock()
+            )
+        self.timeline = Timeline(self.clock, mode)
+
     def state(self, p: Prediction) -> State:
         """Where `p` is now, as this server's clock mode sees it."""
         return state_at(p, self.timeline.now_for(p))
+
+    def scenarios_for(
+        self, request: Request, route: str, model: str | None = None, prompt: str | None = None
+    ) -> list[Scenario]:
+        """The scenarios for this request; 400 for an `X-Mock-Scenario` that names none."""
+        header = request.headers.get(HEADER)
+        if self.scenarios.unknown(header):
+            raise BadRequest(f"Unknown scenario {header!r} in X-Mock-Scenario.")
+        params = request.path_params
+        if model is None and "model_owner" in params:
+            model = f"{params['model_owner']}/{params['model_name']}"
+        facts = RequestFacts(
+            method=request.method,
+            route=route,
+            token=request.headers.get("authorization", "").partition(" ")[2].strip() or None,
+            model=model,
+            prompt=prompt,
+            header=header,
+        )
+        return self.scenarios.select(facts)
 
     def model(self, owner: str, name: str) -> ModelFixture:
         fixture = self.models.get(f"{owner}/{name}")

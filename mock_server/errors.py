@@ -115,6 +115,18 @@ class InternalError(APIError):
     pass
 
 
+class ForcedError(APIError):
+    """An HTTP error a scenario asked for: its own status, body and headers."""
+
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+        self.status_code = status
+        self._body = body
+        super().__init__(str(body.get("detail", "")), headers=headers)
+
+    def body(self) -> dict[str, Any]:
+        return self._body
+
+
 def problem_response(error: APIError) -> Response:
     return Response(
         orjson.dumps(error.body()),

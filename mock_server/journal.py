@@ -6,15 +6,13 @@ from __future__ import annotations
 import hashlib
 import time as _time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from mock_server.clock import Clock
 
 MAX_BODY = 4096
 _MODEL_PATH = "/models/"
@@ -106,15 +104,15 @@ def _model_of(path: str, response: bytes, content_type: str) -> str | None:
 class JournalMiddleware:
     """Records every request outside /__admin (whose own calls would drown the log)."""
 
-    def __init__(self, app: ASGIApp, journal: Journal, clock: Clock) -> None:
-        self.app, self.journal, self.clock = app, journal, clock
+    def __init__(self, app: ASGIApp, journal: Journal, now: Callable[[], datetime]) -> None:
+        self.app, self.journal, self.now = app, journal, now
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/__admin"):
             await self.app(scope, receive, send)
             return
         started = _time.perf_counter()
-        at: datetime = self.clock.now()
+        at = self.now()
         request_chunks: list[bytes] = []
         response_chunks: list[bytes] = []
         size = 0

@@ -8,6 +8,7 @@ or by a rule's `match` (model, prompt pattern, token, route, method). Rules load
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import re
 from dataclasses import dataclass, field
@@ -15,67 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonschema import Draft202012Validator
 
-from mock_server.models import Status
+from mock_server.errors import ForcedError
+from mock_server.models import Prediction, Status
 from mock_server.spec import YAML_LOADER
+from mock_server.validation import SchemaValidator
 
 NSFW_MESSAGE = (
     "All generated images contained NSFW content. Try running it again with a different prompt."
 )
 HEADER = "x-mock-scenario"
-
-SCENARIO_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["name"],
-    "properties": {
-        "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
-        "description": {"type": "string"},
-        "match": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "model": {"type": "string", "description": "owner/name; * and ? wildcards"},
-                "prompt": {"type": "string", "description": "a regular expression (search)"},
-                "token": {"type": "string"},
-                "route": {"type": "string", "description": "operationId, e.g. getPrediction"},
-                "method": {"type": "string"},
-            },
-        },
-        "outcome": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["status"],
-            "properties": {
-                "status": {"enum": ["failed", "canceled", "succeeded"]},
-                "error": {"type": "string"},
-            },
-        },
-        "timing": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "setup": {"type": "number", "minimum": 0},
-                "predict": {"type": "number", "minimum": 0},
-                "scale": {"type": "number", "minimum": 0},
-            },
-        },
-        "http": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["status"],
-            "properties": {
-                "status": {"type": "integer", "minimum": 400, "maximum": 599},
-                "body": {"type": "object"},
-                "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-            },
-        },
-        "latency_ms": {"type": "number", "minimum": 0, "maximum": 60000},
-        "times": {"type": ["integer", "null"], "minimum": 1},
-    },
-}
-SCENARIO_VALIDATOR = Draft202012Validator(SCENARIO_SCHEMA)
 
 
 @dataclass
@@ -210,8 +160,9 @@ class ScenarioError(Exception):
     """A scenario definition is unusable; the message names the field."""
 
 
-def parse(data: Any, where: str = "scenario") -> Scenario:
-    error = next(iter(sorted(SCENARIO_VALIDATOR.iter_errors(data), key=lambda e: e.path)), None)
+def parse(data: Any, schema: SchemaValidator, where: str = "scenario") -> Scenario:
+    """A scenario from a mapping checked against the spec's `ScenarioRequest` schema."""
+    error = next(iter(sorted(schema.detailed.iter_errors(data), key=lambda e: e.path)), None)
     if error is not None:
         path = ".".join(str(p) for p in error.absolute_path) or "(root)"
         raise ScenarioError(f"{where}: {path}: {error.message}")
@@ -223,7 +174,7 @@ def parse(data: Any, where: str = "scenario") -> Scenario:
     return Scenario.from_dict(data)
 
 
-def load_file(path: Path) -> list[Scenario]:
+def load_file(path: Path, schema: SchemaValidator) -> list[Scenario]:
     """`scenarios.yaml`: a mapping with a `scenarios` list; a missing file is no scenarios."""
     if not path.is_file():
         return []
@@ -234,14 +185,15 @@ def load_file(path: Path) -> list[Scenario]:
     items = data.get("scenarios", []) if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise ScenarioError(f"{path}: scenarios: must be a list")
-    return [parse(item, f"{path}: scenarios[{i}]") for i, item in enumerate(items)]
+    return [parse(item, schema, f"{path}: scenarios[{i}]") for i, item in enumerate(items)]
 
 
 class ScenarioBook:
     """The built-ins, the file's rules and the ones added at run time."""
 
-    def __init__(self, from_file: list[Scenario]) -> None:
+    def __init__(self, from_file: list[Scenario], schema: SchemaValidator) -> None:
         self._from_file = from_file
+        self.schema = schema  # the spec's ScenarioRequest, for scenarios added at run time
         self.reset()
 
     def reset(self) -> None:
@@ -281,3 +233,33 @@ def outcome_status(rule: Scenario) -> Status | None:
     if rule.outcome is None:
         return None
     return Status(rule.outcome["status"])
+
+
+async def apply_http(rules: list[Scenario]) -> None:
+    """Added latency (real time, without blocking other requests), then a forced HTTP error."""
+    latency = sum(r.latency_ms for r in rules)
+    if latency:
+        await asyncio.sleep(latency / 1000)
+    for rule in rules:
+        if rule.http is not None:
+            body = rule.http.get("body") or {"status": rule.http["status"]}
+            raise ForcedError(rule.http["status"], body, dict(rule.http.get("headers") or {}))
+
+
+def apply_to_prediction(rules: list[Scenario], p: Prediction, scale: float) -> None:
+    """A forced outcome (failed with a message, canceled) and timing, on a new prediction."""
+    for rule in rules:
+        if rule.timing is not None:
+            t = rule.timing
+            if "setup" in t:
+                p.setup_s = t["setup"] * scale
+            if "predict" in t:
+                p.predict_s = t["predict"] * scale
+            if "scale" in t:
+                p.setup_s *= t["scale"]
+                p.predict_s *= t["scale"]
+        status = outcome_status(rule)
+        if status is not None:
+            p.outcome = status
+            if status is Status.FAILED:
+                p.error = (rule.outcome or {}).get("error", "Prediction failed")

@@ -35,9 +35,15 @@ class PredictionStore(Protocol):
         ...
 
     def page(
-        self, owner: str, *, before: int | None = None, after: int | None = None, limit: int = 100
+        self,
+        owner: str | None,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 100,
     ) -> Page:
-        """`owner`'s predictions, newest first, older than `before` or newer than `after`."""
+        """`owner`'s predictions (everyone's for None), newest first, older than `before` or
+        newer than `after`."""
         ...
 
     def count(self) -> int: ...
@@ -54,7 +60,7 @@ class MemoryStore:
 
     def reset(self) -> None:
         self._by_id: OrderedDict[str, Prediction] = OrderedDict()
-        self._seqs: defaultdict[str, list[int]] = defaultdict(list)
+        self._seqs: defaultdict[str | None, list[int]] = defaultdict(list)  # None: everyone
         self._by_seq: dict[int, Prediction] = {}
         self._occurrences: dict[str, int] = {}
         self._seq = 0
@@ -70,6 +76,7 @@ class MemoryStore:
         self._by_id[prediction.id] = prediction
         self._by_seq[prediction.seq] = prediction
         self._seqs[prediction.owner].append(prediction.seq)
+        self._seqs[None].append(prediction.seq)
         while len(self._by_id) > self.max_predictions:
             self._evict()
         return prediction
@@ -77,8 +84,9 @@ class MemoryStore:
     def _evict(self) -> None:
         _, old = self._by_id.popitem(last=False)
         del self._by_seq[old.seq]
-        seqs = self._seqs[old.owner]
-        del seqs[bisect.bisect_left(seqs, old.seq)]
+        for key in (old.owner, None):
+            seqs = self._seqs[key]
+            del seqs[bisect.bisect_left(seqs, old.seq)]
 
     def get(self, prediction_id: str) -> Prediction | None:
         return self._by_id.get(prediction_id)
@@ -88,7 +96,12 @@ class MemoryStore:
         self._by_id[prediction.id] = prediction
 
     def page(
-        self, owner: str, *, before: int | None = None, after: int | None = None, limit: int = 100
+        self,
+        owner: str | None,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 100,
     ) -> Page:
         seqs = self._seqs.get(owner, [])
         if after is not None:

@@ -17,6 +17,7 @@ from mock_server.headers import cancel_after_seconds, wait_seconds
 from mock_server.lifecycle import State, end_of
 from mock_server.models import Prediction, Status
 from mock_server.responses import api_prefix, created_status, json_response
+from mock_server.scenarios import apply_http, apply_to_prediction
 from mock_server.sizes import output_size
 from mock_server.timeline import ClockMode
 from mock_server.validation import check, read_json_object
@@ -78,7 +79,11 @@ async def _create(
     check(fixture.validator, inp, "input")
     wait = wait_seconds(request.headers.get("prefer"))
     cancel_after = cancel_after_seconds(request.headers.get("cancel-after"))
+    prompt = inp.get("prompt") if isinstance(inp.get("prompt"), str) else None
+    scenarios = c.scenarios_for(request, "createPrediction", fixture.ref, prompt)
+    await apply_http(scenarios)  # a forced HTTP error stores nothing
     p = _new_prediction(c, owner, fixture, inp)
+    apply_to_prediction(scenarios, p, c.settings.time_scale)
     if cancel_after is not None:
         p.deadline = p.created_at + timedelta(seconds=cancel_after)
     c.store.add(p)
