@@ -65,6 +65,8 @@ class AppContext:
     ) -> list[Scenario]:
         """The scenarios for this request; 400 for an `X-Mock-Scenario` that names none."""
         header = request.headers.get(HEADER)
+        if not self.scenarios.active(header):
+            return []
         if self.scenarios.unknown(header):
             raise BadRequest(f"Unknown scenario {header!r} in X-Mock-Scenario.")
         params = request.path_params

@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 import time as _time
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,23 +25,48 @@ def redact(token: str | None) -> str | None:
     return "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Entry:
+    """One request as it was seen; redaction, the model and text are worked out when read."""
+
     seq: int
-    at: str
+    at: datetime
     method: str
     path: str
-    query: str
+    query: bytes
     status: int
-    model: str | None
-    token: str | None
-    scenario: str | None
+    authorization: bytes
+    scenario: bytes | None
     duration_ms: float
-    request_body: str
-    response_body: str
+    request_body: bytes
+    response_body: bytes
+    content_type: str
+    _model: str | None = None
+    _model_known: bool = False
+
+    @property
+    def model(self) -> str | None:
+        if not self._model_known:
+            self._model = _model_of(self.path, self.response_body, self.content_type)
+            self._model_known = True
+        return self._model
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        token = self.authorization.decode("latin-1").partition(" ")[2].strip() or None
+        return {
+            "seq": self.seq,
+            "at": self.at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "method": self.method,
+            "path": self.path,
+            "query": self.query.decode("latin-1"),
+            "status": self.status,
+            "model": self.model,
+            "token": redact(token),
+            "scenario": self.scenario.decode("latin-1") if self.scenario else None,
+            "duration_ms": round(self.duration_ms, 3),
+            "request_body": _text(self.request_body),
+            "response_body": _text(self.response_body),
+        }
 
 
 class Journal:
@@ -82,9 +107,8 @@ class Journal:
         return found
 
 
-def _text(chunks: Iterable[bytes]) -> str:
-    raw = b"".join(chunks)[:MAX_BODY]
-    return raw.decode("utf-8", errors="replace")
+def _text(raw: bytes) -> str:
+    return raw[:MAX_BODY].decode("utf-8", errors="replace")
 
 
 def _model_of(path: str, response: bytes, content_type: str) -> str | None:
@@ -142,24 +166,26 @@ class JournalMiddleware:
         try:
             await self.app(scope, recording_receive, recording_send)
         finally:
-            headers = dict(scope.get("headers", []))
-            auth = headers.get(b"authorization", b"").decode("latin-1")
-            token = auth.partition(" ")[2].strip() or None
-            scenario = headers.get(b"x-mock-scenario")
-            response = b"".join(response_chunks)
+            authorization = b""
+            scenario = None
+            for key, value in scope.get("headers", ()):
+                if key == b"authorization":
+                    authorization = value
+                elif key == b"x-mock-scenario":
+                    scenario = value
             self.journal.entries.append(
                 Entry(
-                    seq=self.journal.next_seq(),
-                    at=at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                    method=scope["method"],
-                    path=scope["path"],
-                    query=scope.get("query_string", b"").decode("latin-1"),
-                    status=status,
-                    model=_model_of(scope["path"], response, content_type),
-                    token=redact(token),
-                    scenario=scenario.decode("latin-1") if scenario else None,
-                    duration_ms=round((_time.perf_counter() - started) * 1000, 3),
-                    request_body=_text(request_chunks),
-                    response_body=_text(response_chunks),
+                    self.journal.next_seq(),
+                    at,
+                    scope["method"],
+                    scope["path"],
+                    scope.get("query_string", b""),
+                    status,
+                    authorization,
+                    scenario,
+                    (_time.perf_counter() - started) * 1000,
+                    b"".join(request_chunks)[:MAX_BODY],
+                    b"".join(response_chunks)[:MAX_BODY],
+                    content_type,
                 )
             )

@@ -209,9 +209,13 @@ class ScenarioBook:
     def remove(self, name: str) -> bool:
         return self.rules.pop(name, None) is not None
 
+    def active(self, header: str | None) -> bool:
+        """Whether any scenario could apply (cheap: most requests have none)."""
+        return header is not None or any(r.match for r in self.rules.values())
+
     def select(self, req: RequestFacts) -> list[Scenario]:
         """The scenarios that apply to this request, spending one of each one's `times`."""
-        chosen = [r for r in self.rules.values() if r.matches(req)]
+        chosen = [r for r in self.rules.values() if r.match and r.matches(req)]
         if req.header:
             named = self.rules.get(req.header)
             if named is not None and named not in chosen:
