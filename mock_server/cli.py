@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from mock_server.config import Settings
 from mock_server.fixtures import FixtureError, load_fixtures
+from mock_server.scenarios import ScenarioError
 from mock_server.spec import SpecError, load_spec
 
 
@@ -108,7 +109,7 @@ def check(settings: Settings) -> int:
             raise SpecError(f"{settings.spec_path}: {where}: {message}") from None
         models = load_fixtures(settings.fixtures_dir)
         create_app(settings)  # every route must find its operation in the spec
-    except (SpecError, FixtureError) as exc:
+    except (SpecError, FixtureError, ScenarioError) as exc:
         sys.stderr.write(f"mock-server check: {exc}\n")
         return 1
     sys.stdout.write(f"ok: {settings.spec_path} and {len(models)} model fixtures\n")
@@ -122,7 +123,7 @@ def serve(settings: Settings) -> int:
 
     try:
         app = create_app(settings)
-    except (SpecError, FixtureError) as exc:
+    except (SpecError, FixtureError, ScenarioError) as exc:
         sys.stderr.write(f"mock-server: {exc}\n")
         return 1
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET

@@ -162,7 +162,13 @@ class ScenarioError(Exception):
 
 def parse(data: Any, schema: SchemaValidator, where: str = "scenario") -> Scenario:
     """A scenario from a mapping checked against the spec's `ScenarioRequest` schema."""
-    error = next(iter(sorted(schema.detailed.iter_errors(data), key=lambda e: e.path)), None)
+    # A wrong value inside `allOf` also fails `unevaluatedProperties` at the root, naming every
+    # key: report the field itself first.
+    errors = sorted(
+        schema.detailed.iter_errors(data),
+        key=lambda e: (e.validator == "unevaluatedProperties", [str(p) for p in e.absolute_path]),
+    )
+    error = next(iter(errors), None)
     if error is not None:
         path = ".".join(str(p) for p in error.absolute_path) or "(root)"
         raise ScenarioError(f"{where}: {path}: {error.message}")

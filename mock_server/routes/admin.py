@@ -3,7 +3,7 @@ predictions across all tokens (force one to succeed, fail or cancel now)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -98,7 +98,7 @@ async def move_clock(request: Request, call: Call) -> Response:
             raise BadRequest("`set` must be an RFC 3339 timestamp.") from None
         if when.tzinfo is None:
             raise BadRequest("`set` must include a time zone (e.g. Z).")
-        c.clock.set(when)
+        c.clock.set(when.astimezone(UTC))  # the clock reads UTC
     else:
         raise BadRequest('Send {"advance": seconds} or {"set": "2024-01-01T00:00:00Z"}.')
     return json_response(_clock_json(c))
@@ -178,6 +178,9 @@ async def force_prediction(request: Request, call: Call) -> Response:
     if action not in ("succeed", "fail", "cancel"):
         raise NotFound()
     body = await _optional_body(request, c) if action == "fail" else {}
+    error = body.get("error", "Prediction failed (forced by the admin API)")
+    if not isinstance(error, str):
+        raise BadRequest("`error` must be a string.")  # before anything changes
     if not c.state(p).status.terminal:
         now = c.timeline.now_for(p)
         if action == "cancel":
@@ -186,9 +189,6 @@ async def force_prediction(request: Request, call: Call) -> Response:
             p.ends_at = now
             p.outcome = Status.SUCCEEDED if action == "succeed" else Status.FAILED
             if action == "fail":
-                error = body.get("error", "Prediction failed (forced by the admin API)")
-                if not isinstance(error, str):
-                    raise BadRequest("`error` must be a string.")
                 p.error = error
         c.store.save(p)
     return json_response(_admin_view(request, c, p))
