@@ -9,7 +9,7 @@ import socket
 import sys
 from collections.abc import Mapping, Sequence
 
-from mock_server.config import Settings
+from mock_server.config import Settings, SettingsError
 from mock_server.fixtures import FixtureError, load_fixtures
 from mock_server.scenarios import ScenarioError
 from mock_server.spec import SpecError, load_spec
@@ -152,5 +152,9 @@ def serve(settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    command, settings = settings_from(argv, os.environ)
+    try:
+        command, settings = settings_from(argv, os.environ)
+    except (SettingsError, ValueError) as exc:
+        sys.stderr.write(f"mock-server: {exc}\n")
+        return 2
     return check(settings) if command == "check" else serve(settings)

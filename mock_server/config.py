@@ -11,6 +11,12 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 ENV_PREFIX = "MOCK_SERVER_"
+CLOCK_MODES = ("time", "polls", "manual")
+MAX_TIME_SCALE = 1000.0  # beyond it, timings overflow date arithmetic
+
+
+class SettingsError(ValueError):
+    """A setting is out of range; the message names it."""
 
 
 def _bundled(name: str) -> Path:
@@ -37,6 +43,18 @@ class Settings:
     max_predictions: int = 200_000
     image_cache_bytes: int = 256 * 1024 * 1024
     access_log: bool = False
+
+    def __post_init__(self) -> None:
+        if self.clock not in CLOCK_MODES:
+            raise SettingsError(
+                f"clock must be one of {', '.join(CLOCK_MODES)}, not {self.clock!r}"
+            )
+        if not 0 <= self.time_scale <= MAX_TIME_SCALE:
+            raise SettingsError(
+                f"time_scale must be 0 to {MAX_TIME_SCALE:g}, not {self.time_scale}"
+            )
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"port must be 0 to 65535, not {self.port}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: object) -> Settings:

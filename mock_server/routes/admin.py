@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from mock_server import __version__ as version
 from mock_server.clock import ManualClock
+from mock_server.config import MAX_TIME_SCALE
 from mock_server.context import AppContext, Call
 from mock_server.errors import APIError, BadRequest, InvalidField, NotFound, ValidationFailed
 from mock_server.models import Prediction, Status
@@ -69,8 +70,10 @@ async def reset(request: Request, call: Call) -> Response:
         changes["clock"] = body["clock"]
     if "time_scale" in body:
         scale = body["time_scale"]
-        if not isinstance(scale, int | float) or isinstance(scale, bool) or scale < 0:
-            raise BadRequest("`time_scale` must be a number >= 0.")
+        if not isinstance(scale, int | float) or isinstance(scale, bool):
+            raise BadRequest("`time_scale` must be a number.")
+        if not 0 <= scale <= MAX_TIME_SCALE:
+            raise BadRequest(f"`time_scale` must be 0 to {MAX_TIME_SCALE:g}.")
         changes["time_scale"] = float(scale)
     c.reset(**changes)
     return json_response({"status": "reset", "clock": _clock_json(c), "seed": c.settings.seed})
