@@ -43,12 +43,12 @@ class AppContext:
     def reset(self, **changes: object) -> None:
         """Forget every prediction, journal entry and run-time scenario (pytest-httpserver's
         `clear()`); `changes` may set a new seed, clock mode or time scale."""
+        settings = replace(self.settings, **changes) if changes else self.settings  # type: ignore[arg-type]
         self.store.reset()
         self.journal.clear()
         self.scenarios.reset()
         self.images.clear()
-        if changes:
-            self.settings = replace(self.settings, **changes)  # type: ignore[arg-type]
+        self.settings = settings
         mode = ClockMode(self.settings.clock)
         if "clock" in changes:
             self.clock = (

@@ -1,0 +1,291 @@
+"""pytest plugin (entry point `pytest11`): a live server per session, reset before each test,
+in-process app fixtures, and the `mock_server` marker (clock mode, seed, time scale, scenarios).
+
+    @pytest.mark.mock_server(clock="polls", seed=5, scenarios=[{"name": ..., ...}])
+    def test_it(mock_server): httpx.post(mock_server.v1_url + "/predictions", ...)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+
+from mock_server.app import create_app
+from mock_server.clock import ManualClock
+from mock_server.config import Settings
+from mock_server.context import AppContext
+from mock_server.scenarios import parse
+from mock_server.timeline import ClockMode
+
+if TYPE_CHECKING:
+    from starlette.testclient import TestClient
+
+T = TypeVar("T")
+TOKEN = "r8_mock_server_pytest"
+MARKER = "mock_server"
+START_TIMEOUT = 10.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(clock=None, seed=None, time_scale=None, scenarios=()): configure the mock "
+        "server for this test (clock: time|polls|manual; scenarios: dicts as POST "
+        "/__admin/scenarios takes).",
+    )
+
+
+@dataclass(frozen=True)
+class Options:
+    """The marker's arguments, with the settings' values where a test gives none."""
+
+    clock: str
+    seed: int
+    time_scale: float
+    scenarios: Sequence[Mapping[str, Any]] = ()
+
+    @classmethod
+    def of(cls, request: pytest.FixtureRequest, settings: Settings) -> Options:
+        marker = request.node.get_closest_marker(MARKER)
+        kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
+        unknown = sorted(set(kwargs) - {"clock", "seed", "time_scale", "scenarios"})
+        if marker and (marker.args or unknown):
+            raise TypeError(
+                f"@pytest.mark.{MARKER} takes only keyword arguments clock, seed, time_scale "
+                f"and scenarios (got {list(marker.args) + unknown})"
+            )
+        pick = {k: v for k, v in kwargs.items() if v is not None}
+        if pick.get("clock", settings.clock) not in [m.value for m in ClockMode]:
+            raise ValueError(f"clock must be time, polls or manual, not {pick['clock']!r}")
+        return cls(
+            clock=pick.get("clock", settings.clock),
+            seed=pick.get("seed", settings.seed),
+            time_scale=float(pick.get("time_scale", settings.time_scale)),
+            scenarios=tuple(pick.get("scenarios", ())),
+        )
+
+    def apply(self, settings: Settings) -> Settings:
+        return replace(settings, clock=self.clock, seed=self.seed, time_scale=self.time_scale)
+
+    def add_scenarios(self, ctx: AppContext) -> None:
+        for data in self.scenarios:
+            ctx.scenarios.add(parse(dict(data), ctx.scenarios.schema))
+
+
+def token_for(settings: Settings) -> str:
+    """The token the helpers send: the first `--api-token` if the server insists on some."""
+    return settings.api_tokens[0] if settings.api_tokens else TOKEN
+
+
+@dataclass
+class LiveServer:
+    """uvicorn serving `app` in a daemon thread on 127.0.0.1:`port`."""
+
+    url: str
+    app: Starlette
+    server: uvicorn.Server
+    thread: threading.Thread
+    loop: asyncio.AbstractEventLoop
+
+    @classmethod
+    def start(cls, settings: Settings) -> LiveServer:
+        app = create_app(settings)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only then (else each reply waits ~40 ms).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app, log_level="warning", loop="asyncio", access_log=settings.access_log
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="mock-server", daemon=True
+        )
+        thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                server.should_exit = True
+                sock.close()
+                raise RuntimeError(f"mock server did not start within {START_TIMEOUT} s")
+            time.sleep(0.01)  # noqa: TID251 - a real thread starting, not the mock's clock
+        loop = server.servers[0].get_loop()
+        return cls(f"http://127.0.0.1:{port}", app, server, thread, loop)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """`fn()` on the server's event loop. The app's state belongs to that thread, and a
+        request's journal entry is written just after its response went out: queued behind
+        it, a test's reset or journal read sees every request it got an answer to."""
+        future: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return future.result(timeout=START_TIMEOUT)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=START_TIMEOUT)
+
+
+class MockServer:
+    """What a test gets from the `mock_server` fixture: URLs, the token, and control of the
+    server's clock, predictions, scenarios and journal (direct calls into its context)."""
+
+    def __init__(self, live: LiveServer) -> None:
+        self.live = live
+        self.url = live.url
+        self.replicate_base_url = self.url + "/replicate"  # replicate (Python) 1.x
+        self.cometapi_url = self.url + "/replicate/v1"  # replicate (npm), replicate (Python) 2.x
+        self.v1_url = self.url + "/v1"
+        self.token = token_for(self.ctx.settings)
+        self.headers = {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def app(self) -> Starlette:
+        return self.live.app
+
+    @property
+    def ctx(self) -> AppContext:
+        ctx: AppContext = self.live.app.state.ctx
+        return ctx
+
+    def reset(self, **changes: object) -> None:
+        """Empty predictions, journal and added scenarios; `changes`: seed, clock, time_scale."""
+        self.live.call(lambda: self.ctx.reset(**changes))
+
+    def _manual_clock(self) -> ManualClock:
+        clock = self.ctx.clock
+        if not isinstance(clock, ManualClock):
+            raise RuntimeError(
+                f"the mock server's clock is {self.ctx.settings.clock!r}, not 'manual': use "
+                '@pytest.mark.mock_server(clock="manual") to move it'
+            )
+        return clock
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the manual clock forward; returns the new time."""
+        if seconds < 0:
+            raise ValueError("cannot advance the clock by a negative number of seconds")
+        return self._manual_clock().advance(seconds)
+
+    def set_time(self, when: datetime) -> datetime:
+        """Set the manual clock (an aware datetime)."""
+        if when.tzinfo is None:
+            raise ValueError("set_time needs an aware datetime (e.g. tzinfo=UTC)")
+        return self._manual_clock().set(when)
+
+    def now(self) -> datetime:
+        return self.ctx.clock.now()
+
+    def finish(
+        self, prediction_id: str, outcome: str = "succeed", error: str | None = None
+    ) -> dict[str, Any]:
+        """End a running prediction now: `succeed`, `fail` (with `error`) or `cancel`; returns
+        the prediction as the admin API shows it."""
+        if outcome not in ("succeed", "fail", "cancel"):
+            raise ValueError(f"outcome must be succeed, fail or cancel, not {outcome!r}")
+        body = {"error": error} if error is not None and outcome == "fail" else None
+        data = self._admin("POST", f"/__admin/predictions/{prediction_id}/{outcome}", body)
+        prediction: dict[str, Any] = data["prediction"]
+        return prediction
+
+    def add_scenario(self, **fields: Any) -> None:
+        """Add a scenario for this test (fields as POST /__admin/scenarios takes)."""
+        scenario = parse(fields, self.ctx.scenarios.schema)
+        self.live.call(lambda: self.ctx.scenarios.add(scenario))
+
+    def remove_scenario(self, name: str) -> None:
+        if not self.live.call(lambda: self.ctx.scenarios.remove(name)):
+            raise KeyError(f"no scenario named {name!r}")
+
+    def requests(self, **filters: Any) -> list[dict[str, Any]]:
+        """Journal entries, newest first; filters: method, path (prefix), model, status, limit."""
+        return self.live.call(lambda: [e.to_json() for e in self.ctx.journal.find(**filters)])
+
+    def predictions(self) -> list[dict[str, Any]]:
+        """Every token's predictions, newest first, as the API shows them (with `owner`)."""
+        return list(self._admin("GET", "/__admin/predictions")["predictions"])
+
+    def client(self, **kwargs: Any) -> Any:
+        """A `replicate.Client` (1.x) for this server; needs the `replicate` package."""
+        from replicate.client import Client  # optional: only this helper needs it
+
+        kwargs.setdefault("api_token", self.token)
+        kwargs.setdefault("base_url", self.replicate_base_url)
+        return Client(**kwargs)
+
+    def _admin(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """The admin API over HTTP: the views there need a request (URLs, owners)."""
+        headers = {"Content-Type": "application/json"}
+        admin = self.ctx.settings.admin_token
+        if admin:
+            headers["Authorization"] = f"Bearer {admin}"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data, headers, method=method)
+        with urllib.request.urlopen(req, timeout=30) as response:
+            result: dict[str, Any] = json.load(response)
+        return result
+
+
+@pytest.fixture(scope="session")
+def mock_server_settings() -> Settings:
+    """Override in your conftest to change the server (fixtures, tokens, timings)."""
+    return Settings(port=0, clock="manual", time_scale=1.0)
+
+
+@pytest.fixture(scope="session")
+def mock_server_live(mock_server_settings: Settings) -> Iterator[LiveServer]:
+    """One server per session (per xdist worker); `mock_server` resets it for each test."""
+    live = LiveServer.start(mock_server_settings)
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def mock_server(
+    request: pytest.FixtureRequest, mock_server_live: LiveServer, mock_server_settings: Settings
+) -> MockServer:
+    """The live server, reset for this test and set up as its `mock_server` marker says."""
+    options = Options.of(request, mock_server_settings)
+    server = MockServer(mock_server_live)
+    server.reset(clock=options.clock, seed=options.seed, time_scale=options.time_scale)
+    mock_server_live.call(lambda: options.add_scenarios(server.ctx))
+    return server
+
+
+@pytest.fixture
+def mock_app(request: pytest.FixtureRequest, mock_server_settings: Settings) -> Starlette:
+    """A fresh in-process app (manual clock at 2024-01-01 unless the marker says `time`)."""
+    options = Options.of(request, mock_server_settings)
+    clock = ManualClock() if options.clock != "time" else None
+    app = create_app(options.apply(mock_server_settings), clock=clock)
+    options.add_scenarios(app.state.ctx)
+    return app
+
+
+@pytest.fixture
+def mock_client(mock_app: Starlette, mock_server_settings: Settings) -> Iterator[TestClient]:
+    """`starlette.testclient.TestClient(mock_app)` with the token set; needs httpx."""
+    from starlette.testclient import TestClient  # imports httpx: only this fixture needs it
+
+    with TestClient(mock_app) as client:
+        client.headers["Authorization"] = f"Bearer {token_for(mock_server_settings)}"
+        yield client
