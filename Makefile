@@ -4,6 +4,10 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# `make fuzz`: schemathesis time budget (s), examples per operation and cycle, extra CLI flags.
+FUZZ_TIME ?= 600
+FUZZ_EXAMPLES ?= 1000
+FUZZ_ARGS ?=
 
 .PHONY: install run test lint typecheck fmt check fuzz clean
 
@@ -35,6 +39,18 @@ test: lint typecheck
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 check: test
+
+# A longer randomised run than the suite's pinned one: a live server, every check and phase, a new
+# seed each time (printed at the end: pass `FUZZ_ARGS='--seed N'` to replay a run).
+fuzz: install
+	@log=$$(mktemp); \
+	$(BIN)/mock-server --port 0 --time-scale 0 --api-token fuzz >"$$log" 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; grep -v -e listening -e "Invalid HTTP request" "$$log" >&2; rm -f "$$log"' EXIT; trap 'exit 130' INT TERM; \
+	for i in $$(seq 100); do grep -q listening "$$log" && break; sleep 0.1; done; \
+	url=$$(grep -o 'http://[^ ]*' "$$log") || { cat "$$log"; exit 1; }; \
+	$(BIN)/schemathesis run "$$url/openapi.yaml" -H 'Authorization: Bearer fuzz' \
+		--exclude-tag admin --checks all --phases examples,coverage,fuzzing,stateful --workers 1 \
+		--max-examples $(FUZZ_EXAMPLES) --max-time $(FUZZ_TIME) $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
