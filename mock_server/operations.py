@@ -48,9 +48,9 @@ def _check(declared: dict[str, Parameter], given: Mapping[str, str], kind: str) 
         value = given.get(name)
         if value is None:
             if param.required:
-                raise BadRequest(f"Missing {kind} `{name}`.")
+                raise BadRequest(f"Missing {kind} `{param.name}`.")
         elif not param.validator.fast.is_valid(value):
-            raise BadRequest(f"Invalid {kind} `{name}`: {value[:100]!r}.")
+            raise BadRequest(f"Invalid {kind} `{param.name}`: {value[:100]!r}.")
 
 
 def _operation(

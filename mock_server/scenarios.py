@@ -125,6 +125,7 @@ BUILTINS: list[dict[str, Any]] = [
         "http": {
             "status": 429,
             "body": {
+                "title": "Too Many Requests",
                 "detail": "Request was throttled. Expected available in 1 second.",
                 "status": 429,
             },

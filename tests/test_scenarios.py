@@ -31,8 +31,9 @@ SCENARIO = "X-Mock-Scenario"
 
 @pytest.fixture
 def raw(app: Starlette) -> Iterator[TestClient]:
-    """The same app without the contract check, for responses a scenario forces."""
+    """The same app, for responses a scenario forces (documented as ScenarioError: checked too)."""
     with TestClient(app, raise_server_exceptions=False, headers=AUTH) as c:
+        c.event_hooks = CHECKED
         yield c
 
 
@@ -134,6 +135,7 @@ def test_rate_limit_is_429_with_retry_after(raw: TestClient, client: TestClient)
     assert response.headers["retry-after"] == "1"
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json() == {
+        "title": "Too Many Requests",
         "detail": "Request was throttled. Expected available in 1 second.",
         "status": 429,
     }

@@ -21,6 +21,9 @@ from mock_server.timeline import ClockMode
 from mock_server.validation import read_json_object
 from mock_server.views import prediction_json, timestamp
 
+MAX_ADVANCE = 1e9  # seconds (about 31 years) in one move
+MIN_YEAR, MAX_YEAR = 1970, 3000  # RFC 3339 needs four-digit years; datetime ends at 9999
+
 
 class ClockNotManual(APIError):
     status_code = 409
@@ -61,8 +64,9 @@ async def reset(request: Request, call: Call) -> Response:
         raise BadRequest(f"Unknown reset option: {', '.join(unknown)}.")
     changes: dict[str, object] = {}
     if "seed" in body:
-        if not isinstance(body["seed"], int) or isinstance(body["seed"], bool):
-            raise BadRequest("`seed` must be an integer.")
+        seed = body["seed"]
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+            raise BadRequest("`seed` must be an integer from 0 to 2**63-1.")
         changes["seed"] = body["seed"]
     if "clock" in body:
         if body["clock"] not in [m.value for m in ClockMode]:
@@ -91,8 +95,12 @@ async def move_clock(request: Request, call: Call) -> Response:
         raise ClockNotManual()
     if set(body) == {"advance"}:
         seconds = body["advance"]
-        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
-            raise BadRequest("`advance` must be a number of seconds >= 0.")
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+            raise BadRequest("`advance` must be a number of seconds.")
+        if not 0 <= seconds <= MAX_ADVANCE or c.clock.now().year + seconds / 3.2e7 > MAX_YEAR:
+            raise BadRequest(
+                f"`advance` must be 0 to {MAX_ADVANCE:g} s, staying before {MAX_YEAR}."
+            )
         c.clock.advance(float(seconds))
     elif set(body) == {"set"}:
         try:
@@ -101,7 +109,10 @@ async def move_clock(request: Request, call: Call) -> Response:
             raise BadRequest("`set` must be an RFC 3339 timestamp.") from None
         if when.tzinfo is None:
             raise BadRequest("`set` must include a time zone (e.g. Z).")
-        c.clock.set(when.astimezone(UTC))  # the clock reads UTC
+        when = when.astimezone(UTC)  # the clock reads UTC
+        if not MIN_YEAR <= when.year < MAX_YEAR:
+            raise BadRequest(f"`set` must be between {MIN_YEAR} and {MAX_YEAR - 1}.")
+        c.clock.set(when)
     else:
         raise BadRequest('Send {"advance": seconds} or {"set": "2024-01-01T00:00:00Z"}.')
     return json_response(_clock_json(c))
@@ -180,7 +191,9 @@ async def force_prediction(request: Request, call: Call) -> Response:
     action = request.path_params["action"]
     if action not in ("succeed", "fail", "cancel"):
         raise NotFound()
-    body = await _optional_body(request, c) if action == "fail" else {}
+    body = await _optional_body(request, c)
+    if set(body) - {"error"}:
+        raise BadRequest(f"Unknown field: {', '.join(sorted(set(body) - {'error'}))}.")
     error = body.get("error", "Prediction failed (forced by the admin API)")
     if not isinstance(error, str):
         raise BadRequest("`error` must be a string.")  # before anything changes
