@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import orjson
 
@@ -31,5 +32,8 @@ def prediction_id(key: str, occurrence: int) -> str:
     return encode(digest)
 
 
+_VALID = re.compile(r"[0-9a-hjkmnp-tv-z]{26}")
+
+
 def is_valid(candidate: str) -> bool:
-    return len(candidate) == ID_LENGTH and all(c in ALPHABET for c in candidate)
+    return _VALID.fullmatch(candidate) is not None

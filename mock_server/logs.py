@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mock_server.lifecycle import State
 from mock_server.models import Prediction, Status
@@ -59,20 +60,48 @@ def logs_at(p: Prediction, state: State, style: LogStyle) -> str:
         return ""
     steps = p.input.get(style.steps_field) if style.steps_field else None
     n = steps if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 else 0
-    n = n or style.steps_default
+    n = min(n or style.steps_default, 1000)
     done = state.status is Status.SUCCEEDED
     k = n if done else min(n, int(state.progress * n))
-    per_step = p.predict_s / n
-    lines = [f"Using seed: {seed_of(p)}"]
-    if style.style == "cog-flux":
-        if p.input.get("go_fast", True) is not False:
+    quantized = p.input.get("go_fast", True) is not False
+    return _render(
+        style.style,
+        seed_of(p),
+        quantized,
+        n,
+        k,
+        p.predict_s / n,
+        p.outputs,
+        p.width,
+        p.height,
+        done,
+    )
+
+
+@lru_cache(maxsize=8192)
+def _render(
+    style: str,
+    seed: int,
+    quantized: bool,
+    n: int,
+    k: int,
+    per_step: float,
+    outputs: int,
+    width: int,
+    height: int,
+    done: bool,
+) -> str:
+    """The log text for one point of a run (cached: many reads see the same point)."""
+    lines = [f"Using seed: {seed}"]
+    if style == "cog-flux":
+        if quantized:
             lines.append("running quantized prediction")
     else:
-        lines.append(f"Generating {p.width}x{p.height} image")
+        lines.append(f"Generating {width}x{height} image")
     lines.extend(_tqdm(i, n, per_step) for i in range(k + 1))
     if done:
-        if style.style == "cog-flux":
-            lines.append(f"Total safe images: {p.outputs} out of {p.outputs}")
+        if style == "cog-flux":
+            lines.append(f"Total safe images: {outputs} out of {outputs}")
         else:
-            lines.append(f"Generated image in {p.predict_s:.2f}s")
+            lines.append(f"Generated image in {per_step * n:.2f}s")
     return "\n".join(lines) + "\n"

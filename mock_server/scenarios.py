@@ -40,12 +40,14 @@ class Scenario:
     times: int | None = None  # how many more requests it applies to; None: every one
     builtin: bool = False
     _prompt: re.Pattern[str] | None = field(default=None, repr=False)
+    _model: re.Pattern[str] | None = field(default=None, repr=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, builtin: bool = False) -> Scenario:
         """Build from a validated mapping (see SCENARIO_SCHEMA)."""
         match = dict(data.get("match") or {})
         prompt = re.compile(match["prompt"]) if "prompt" in match else None
+        model = re.compile(fnmatch.translate(match["model"])) if "model" in match else None
         return cls(
             name=data["name"],
             description=data.get("description", ""),
@@ -57,6 +59,7 @@ class Scenario:
             times=data.get("times"),
             builtin=builtin,
             _prompt=prompt,
+            _model=model,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -76,7 +79,7 @@ class Scenario:
         m = self.match
         if not m:
             return False
-        if "model" in m and not (req.model and fnmatch.fnmatchcase(req.model, m["model"])):
+        if self._model is not None and not (req.model and self._model.match(req.model)):
             return False
         if self._prompt is not None and not (req.prompt and self._prompt.search(req.prompt)):
             return False
@@ -209,20 +212,30 @@ class ScenarioBook:
             self.rules[data["name"]] = Scenario.from_dict(data, builtin=True)
         for rule in self._from_file:
             self.rules[rule.name] = Scenario.from_dict(rule.to_json() | {"builtin": False})
+        self._changed()
 
     def add(self, scenario: Scenario) -> None:
         self.rules[scenario.name] = scenario
+        self._changed()
 
     def remove(self, name: str) -> bool:
-        return self.rules.pop(name, None) is not None
+        removed = self.rules.pop(name, None) is not None
+        self._changed()
+        return removed
+
+    def _changed(self) -> None:
+        # Rules with `match` are tried on every request: keep just those, still in order.
+        self._matching = [
+            r for r in self.rules.values() if r.match and (r.times is None or r.times > 0)
+        ]
 
     def active(self, header: str | None) -> bool:
         """Whether any scenario could apply (cheap: most requests have none)."""
-        return header is not None or any(r.match for r in self.rules.values())
+        return header is not None or bool(self._matching)
 
     def select(self, req: RequestFacts) -> list[Scenario]:
         """The scenarios that apply to this request, spending one of each one's `times`."""
-        chosen = [r for r in self.rules.values() if r.match and r.matches(req)]
+        chosen = [r for r in self._matching if r.matches(req)]
         if req.header:
             named = self.rules.get(req.header)
             if named is not None and named not in chosen:
@@ -233,6 +246,8 @@ class ScenarioBook:
                 if rule.times <= 0:
                     continue
                 rule.times -= 1
+                if rule.times == 0 and rule in self._matching:
+                    self._changed()  # spent: no longer tried
             applied.append(rule)
         return applied
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from mock_server.fixtures import ModelFixture
@@ -15,7 +15,10 @@ COG_VERSION = "0.16.9"
 
 def timestamp(when: datetime | None) -> str | None:
     """RFC 3339 in UTC with microseconds and `Z`, as the API's GET responses show."""
-    return None if when is None else when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if when is None:
+        return None
+    # isoformat is several times faster than strftime; the clock gives aware UTC (+00:00).
+    return when.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def output_urls(p: Prediction, files_base: str) -> list[str]:

@@ -87,7 +87,7 @@ async def _create(
     if cancel_after is not None:
         p.deadline = p.created_at + timedelta(seconds=cancel_after)
     c.store.add(p)
-    prefix = api_prefix(request.url.path)
+    prefix = api_prefix(request.scope["path"])
     base = c.public_base(request)
     headers = {"Location": f"{base}{prefix}/predictions/{p.id}"}
     # Without `Prefer: wait` a create answers `starting` whatever the timing, as the real API does.
@@ -155,7 +155,7 @@ def _show(request: Request, c: AppContext, p: Prediction) -> dict[str, Any]:
     state = c.state(p)
     fixture = c.models[p.model]
     return prediction_json(
-        p, state, fixture, base=c.public_base(request), prefix=api_prefix(request.url.path)
+        p, state, fixture, base=c.public_base(request), prefix=api_prefix(request.scope["path"])
     )
 
 
@@ -195,7 +195,7 @@ async def list_predictions(request: Request, call: Call) -> Response:
     cursor = request.query_params.get("cursor")
     before, after = _parse_cursor(cursor) if cursor else (None, None)
     page = c.store.page(owner, before=before, after=after, limit=PAGE_SIZE)
-    prefix = api_prefix(request.url.path)
+    prefix = api_prefix(request.scope["path"])
     here = f"{c.public_base(request)}{prefix}/predictions"
     return json_response(
         {
