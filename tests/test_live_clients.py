@@ -8,11 +8,10 @@ deadline, so a server that never finishes fails the test instead of hanging it.
 from __future__ import annotations
 
 import io
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -23,6 +22,7 @@ from replicate.exceptions import ReplicateError
 from replicate.prediction import Prediction
 
 from tests.conftest import CHECKED, TOKEN, LiveServer
+from tests.threads import bounded as run_bounded
 
 T = TypeVar("T")
 DEADLINE_S = 15.0
@@ -31,24 +31,7 @@ ClientFactory = Callable[..., Client]
 
 
 def bounded(call: Callable[[], T], timeout: float = DEADLINE_S) -> T:
-    """Run `call` in a daemon thread; fail (never hang) if it takes longer than `timeout`."""
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        pytest.fail(f"client call did not return within {timeout} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    value: T = outcome["value"]
-    return value
+    return run_bounded(call, timeout)
 
 
 @pytest.fixture(params=sorted(BASES))

@@ -20,6 +20,7 @@ from replicate.exceptions import ModelError
 
 from mock_server import Settings
 from tests.conftest import CHECKED, TOKEN, LiveServer, start_live_server
+from tests.threads import bounded as run_bounded
 
 T = TypeVar("T")
 DEADLINE_S = 20.0
@@ -29,24 +30,7 @@ Serve = Callable[..., LiveServer]
 
 
 def bounded(call: Callable[[], T], timeout: float = DEADLINE_S) -> T:
-    """Run `call` in a daemon thread; fail (never hang) if it takes longer than `timeout`."""
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        pytest.fail(f"client call did not return within {timeout} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    value: T = outcome["value"]
-    return value
+    return run_bounded(call, timeout)
 
 
 @pytest.fixture
