@@ -20,6 +20,7 @@ from mock_server.errors import (
 )
 
 MAX_DEPTH = 64
+JSON_WHITESPACE = b" \t\n\r"  # RFC 8259; bytes.strip() would also drop \x0b and \x0c
 _JSON_TYPES = {
     bool: "boolean",
     int: "integer",
@@ -31,10 +32,17 @@ _JSON_TYPES = {
 }
 
 
-async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object: 415, 413 (while streaming), or 400 for anything else."""
+async def read_json_object(
+    request: Request, limit: int, *, optional: bool = False
+) -> dict[str, Any]:
+    """The body as a JSON object: 415, 413 (while streaming), or 400 for anything else.
+
+    With `optional`, an empty body (nothing but JSON whitespace) reads as `{}`, whatever its
+    Content-Type.
+    """
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+    json_type = not ctype or ctype == "application/json" or ctype.endswith("+json")
+    if not json_type and not optional:
         raise UnsupportedMediaType(f"Content-Type must be application/json, not {ctype}")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -47,8 +55,12 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
             raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
         chunks.append(chunk)
     raw = b"".join(chunks)
-    if not raw.strip():
+    if not raw.strip(JSON_WHITESPACE):
+        if optional:
+            return {}
         raise BadRequest("The request body is empty: send a JSON object with an `input` object.")
+    if not json_type:
+        raise UnsupportedMediaType(f"Content-Type must be application/json, not {ctype}")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

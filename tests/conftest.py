@@ -1,12 +1,20 @@
-"""Shared fixtures: settings, a manual clock, the in-process app and client, and a live server."""
+"""Shared fixtures: settings, a manual clock, the in-process app and client, a live server in a
+thread, and `spawned_server` (`python -m mock_server` in a child process)."""
 
 from __future__ import annotations
 
+import os
+import queue
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +26,7 @@ from mock_server import Settings, create_app
 from mock_server.clock import ManualClock
 from tests.contract import httpx_hook
 
+PROJECT = Path(__file__).resolve().parents[1]
 TOKEN = "r8_test_token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MODELS = (
@@ -96,3 +105,70 @@ def live_server() -> Iterator[LiveServer]:
     yield live
     live.server.should_exit = True
     thread.join(timeout=10)
+
+
+def child_environ() -> dict[str, str]:
+    """os.environ without MOCK_SERVER_* variables: a developer's settings must not reach a test
+    server."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MOCK_SERVER_")}
+
+
+URL_WAIT_S = 10
+
+
+@contextmanager
+def spawned_server(*args: str, log: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`python -m mock_server --port 0 *args` in a child process, as users start it.
+
+    Yields the URL it prints (within URL_WAIT_S) and the process; its stderr (a 5xx's traceback)
+    goes to `log`. On exit it is terminated, then killed if it does not stop within 10 s.
+    """
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mock_server", "--port", "0", *args],
+            cwd=PROJECT,
+            env=child_environ(),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        stdout = proc.stdout
+        assert stdout is not None
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump() -> None:  # reads on, so a full pipe never blocks the server
+            for text in stdout:
+                lines.put(text)
+            lines.put(None)  # end of output: the process exited
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
+            yield _printed_url(lines, proc, log), proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+            reader.join(timeout=10)  # at EOF now; closing under a reading thread could raise
+            stdout.close()
+
+
+def _printed_url(lines: queue.Queue[str | None], proc: subprocess.Popen[str], log: Path) -> str:
+    deadline = time.monotonic() + URL_WAIT_S
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            break
+        if line is None:
+            pytest.fail(
+                f"the server exited ({proc.wait()}) before printing its URL:\n"
+                f"{log.read_text()[-2000:]}"
+            )
+        match = re.search(r"http://127\.0\.0\.1:[1-9][0-9]*", line)
+        if match:
+            return match.group(0)
+    pytest.fail(f"the server printed no URL within {URL_WAIT_S} s")

@@ -112,6 +112,9 @@ def test_reset_restarts_ids_and_can_change_the_seed(client: TestClient) -> None:
     assert seeded != first
     client.post("/__admin/reset", json={"seed": 7})
     assert create(client)["id"] == seeded
+    # JSON Schema's `integer` includes 7.0 (found by schemathesis: it was refused with 400).
+    assert client.post("/__admin/reset", json={"seed": 7.0}).json()["seed"] == 7
+    assert create(client)["id"] == seeded
 
 
 def test_reset_switches_the_clock_mode(client: TestClient) -> None:
@@ -145,6 +148,10 @@ def test_reset_can_change_the_time_scale(client: TestClient) -> None:
         {"clock": "sundial"},
         {"seed": "7"},
         {"seed": True},
+        {"seed": 7.5},
+        {"seed": -1},
+        {"seed": 2**63},
+        {"seed": float(2**63)},
         {"time_scale": -1},
         {"time_scale": "fast"},
         {"colour": "red"},
@@ -156,6 +163,27 @@ def test_reset_refuses_bad_options(client: TestClient, body: dict[str, Any]) -> 
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
     assert client.get("/__admin/health").json()["predictions"] == 1  # nothing was reset
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status"),
+    [
+        (b"", None, 200),
+        (b" \r\n\t", "application/json", 200),  # JSON whitespace: no body
+        (b"", "text/plain", 200),  # nothing sent, so its type does not matter
+        (b"\x0b", "application/json", 400),  # found by schemathesis: was read as no body
+        (b"\x0c{}", "application/json", 400),
+        (b"{}", "text/plain", 415),
+    ],
+)
+def test_reset_body_is_optional_but_must_be_json(
+    client: TestClient, content: bytes, content_type: str | None, status: int
+) -> None:
+    create(client)
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/__admin/reset", content=content, headers=headers)
+    assert response.status_code == status, response.text
+    assert client.get("/__admin/health").json()["predictions"] == (0 if status == 200 else 1)
 
 
 def test_reset_with_100k_predictions_leaves_none(app: Starlette, client: TestClient) -> None:

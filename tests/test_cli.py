@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import queue
-import re
 import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,9 +19,8 @@ from starlette.testclient import TestClient
 
 from mock_server import Settings, cli, create_app
 from mock_server.clock import ManualClock
-from tests.conftest import AUTH, CHECKED
+from tests.conftest import AUTH, CHECKED, PROJECT, child_environ, spawned_server
 
-PROJECT = Path(__file__).resolve().parents[1]
 FIXTURES = PROJECT / "fixtures"
 Fixture = dict[str, Any]
 CREATE = "/replicate/v1/models/black-forest-labs/flux-schnell/predictions"
@@ -221,53 +218,12 @@ def test_public_url_prefixes_every_url() -> None:
             assert client.get(urlsplit(url).path).status_code == 200
 
 
-def child_environ() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("MOCK_SERVER_")}
-
-
-@pytest.fixture
-def server_process() -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`python -m mock_server --port 0 --time-scale 0`, its URL read from stdout within 10 s."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mock_server", "--port", "0", "--time-scale", "0"],
-        cwd=PROJECT,
-        env=child_environ(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    stdout = proc.stdout
-    assert stdout is not None
-
-    def pump() -> None:
-        for text in stdout:
-            lines.put(text)
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
-        try:
-            line = lines.get(timeout=10)
-        except queue.Empty:
-            pytest.fail("the server printed no URL within 10 s")
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        assert match, f"no URL in {line!r}"
-        assert int(match.group(1)) > 0
-        yield match.group(0), proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stderr is not None:
-            proc.stderr.close()
-
-
-def test_real_process_serves(server_process: tuple[str, subprocess.Popen[str]]) -> None:
-    url, proc = server_process
-    with httpx.Client(base_url=url, headers=AUTH, timeout=10, event_hooks=CHECKED) as http:
+def test_real_process_serves(tmp_path: Path) -> None:
+    """`python -m mock_server --port 0 --time-scale 0`, at the URL it prints."""
+    with (
+        spawned_server("--time-scale", "0", log=tmp_path / "server.stderr") as (url, proc),
+        httpx.Client(base_url=url, headers=AUTH, timeout=10, event_hooks=CHECKED) as http,
+    ):
         spec = http.get("/openapi.yaml")
         assert spec.status_code == 200
         assert spec.text.startswith("openapi:")
@@ -277,7 +233,7 @@ def test_real_process_serves(server_process: tuple[str, subprocess.Popen[str]]) 
         assert created.json()["urls"]["get"].startswith(url + "/replicate/v1/predictions/")
         done = http.get(f"/replicate/v1/predictions/{created.json()['id']}").json()
         assert done["status"] == "succeeded"  # --time-scale 0 finishes at once
-    assert proc.poll() is None
+        assert proc.poll() is None
 
 
 def test_help_exits_zero() -> None:

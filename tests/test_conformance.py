@@ -11,19 +11,16 @@ with the server's own traceback.
 
 Both leave out the admin API (`/__admin`, tag `admin`): it resets the store, switches the clock and
 adds scenarios that make the public API answer errors on purpose, so fuzzing it would change the
-server under every other operation's tests.
+server under every other operation's tests. The last test runs the CLI on the admin API alone,
+against a server of its own (`--clock manual`, an admin token).
 """
 
 from __future__ import annotations
 
-import os
-import queue
 import re
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +30,8 @@ from hypothesis import HealthCheck, settings
 
 from mock_server import Settings, create_app
 from mock_server.clock import ManualClock
-from tests.conftest import AUTH, TOKEN
+from tests.conftest import AUTH, TOKEN, spawned_server
 
-PROJECT = Path(__file__).resolve().parents[1]
 # The venv's script, next to the interpreter (schemathesis has no `python -m` entry).
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 # With this seed the stateful phase runs about 385 scenarios and follows every declared link under
@@ -44,6 +40,11 @@ SEED = 1
 MAX_EXAMPLES = 300
 # About 130 s on a 2-core machine; the bound keeps a hung run from holding CI for long.
 CLI_TIMEOUT_S = 420
+# The admin run: about 2200 cases and 119 stateful scenarios with this seed, about 25 s.
+ADMIN_TOKEN = "r8_admin_token"
+ADMIN_SEED = 2
+ADMIN_MAX_EXAMPLES = 300
+ADMIN_TIMEOUT_S = 180
 
 # --------------------------------------------------------------------- in process (fast)
 
@@ -71,112 +72,114 @@ def test_every_operation_conforms(case: schemathesis.Case[Any]) -> None:
 # --------------------------------------------------------------------- live server, CLI
 
 
-@pytest.fixture
-def server_url(tmp_path: Path) -> Iterator[str]:
-    """`python -m mock_server --port 0 --time-scale 0 --api-token TOKEN`; its URL from stdout."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOCK_SERVER_")}
-    log = (tmp_path / "server.stderr").open("w")  # a 5xx's traceback lands here
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mock_server",
-            "--port",
-            "0",
-            "--time-scale",
-            "0",
-            "--api-token",
-            TOKEN,
-        ],
-        cwd=PROJECT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    stdout = proc.stdout
-    assert stdout is not None
+def schemathesis_cli(
+    tmp_path: Path,
+    server_args: tuple[str, ...],
+    *options: str,
+    token: str,
+    max_examples: int,
+    seed: int,
+    timeout: float,
+) -> tuple[int, int, str]:
+    """`python -m mock_server --port 0 *server_args` in a process of its own, then `schemathesis
+    run URL/openapi.yaml` with every check and phase, `options`, and `token` as the bearer token.
 
-    def pump() -> None:
-        for text in stdout:
-            lines.put(text)
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
+    Returns (test cases generated, stateful scenarios, output). Fails on a nonzero exit, a run over
+    `timeout` s, or a traceback in the server's stderr (where a 5xx's lands).
+    """
+    log = tmp_path / "server.stderr"
+    with spawned_server(*server_args, log=log) as (url, proc):
+        command = [
+            str(SCHEMATHESIS),
+            "run",
+            f"{url}/openapi.yaml",
+            "--header",
+            f"Authorization: Bearer {token}",
+            *options,
+            "--checks",
+            "all",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--max-examples",
+            str(max_examples),
+            "--seed",
+            str(seed),
+            "--workers",
+            "1",
+            # Timing-based, so not reproducible by the seed; a loaded machine must not fail on it.
+            "--suppress-health-check",
+            "too_slow",
+            "--generation-database",
+            "none",
+            "--no-color",
+        ]
+        started = time.monotonic()
         try:
-            line = lines.get(timeout=10)
-        except queue.Empty:
-            pytest.fail("the server printed no URL within 10 s")
-        match = re.search(r"http://127\.0\.0\.1:\d+", line)
-        assert match, f"no URL in {line!r}"
-        yield match.group(0)
+            # cwd: schemathesis and hypothesis write their caches (.schemathesis, .hypothesis).
+            result = subprocess.run(
+                command, cwd=tmp_path, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+            pytest.fail(f"schemathesis ran over {timeout:.0f} s; its output ends:\n{out[-6000:]}")
+        elapsed = time.monotonic() - started
         assert proc.poll() is None, "the server exited during the run"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        stdout.close()
-        log.close()
-
-
-def test_schemathesis_cli_all_checks_all_phases(server_url: str, tmp_path: Path) -> None:
-    command = [
-        str(SCHEMATHESIS),
-        "run",
-        f"{server_url}/openapi.yaml",
-        "--header",
-        f"Authorization: Bearer {TOKEN}",
-        # The admin API resets the store, switches clocks and adds scenarios that make the public
-        # API answer errors on purpose: fuzzing it would change the server under the other tests.
-        "--exclude-tag",
-        "admin",
-        "--checks",
-        "all",
-        "--phases",
-        "examples,coverage,fuzzing,stateful",
-        "--max-examples",
-        str(MAX_EXAMPLES),
-        "--seed",
-        str(SEED),
-        "--workers",
-        "1",
-        # Timing-based, so not reproducible by the seed; a loaded CI machine must not fail on it.
-        "--suppress-health-check",
-        "too_slow",
-        "--generation-database",
-        "none",
-        "--no-color",
-    ]
-    started = time.monotonic()
-    try:
-        # cwd: schemathesis and hypothesis write their caches (.schemathesis, .hypothesis) there.
-        result = subprocess.run(
-            command,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=CLI_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
-        pytest.fail(f"schemathesis ran over {CLI_TIMEOUT_S} s; its output ends:\n{out[-6000:]}")
-    elapsed = time.monotonic() - started
     output = result.stdout + result.stderr
-    stderr = (tmp_path / "server.stderr").read_text()
+    stderr = log.read_text()
     assert result.returncode == 0, (
         f"schemathesis exited {result.returncode} after {elapsed:.0f} s; its output ends:\n"
         f"{output[-8000:]}\nserver stderr:\n{stderr[-4000:]}"
     )
+    assert "Traceback" not in stderr, stderr[-4000:]
     summary = re.search(r"(\d+) generated, (\d+) passed", output)
     assert summary, output[-2000:]
-    # Every public operation ran (18 of them), hundreds of cases each.
-    assert int(summary.group(1)) >= 18 * 100, summary.group(0)
     scenarios = re.search(r"Scenarios:\s+(\d+)", output)
     assert scenarios, output[-2000:]
-    assert int(scenarios.group(1)) >= 100, f"a thin stateful phase: {scenarios.group(0)}"
-    assert "Traceback" not in stderr, stderr[-4000:]
+    return int(summary.group(1)), int(scenarios.group(1)), output
+
+
+def test_schemathesis_cli_all_checks_all_phases(tmp_path: Path) -> None:
+    """The public API on `--time-scale 0 --api-token TOKEN`."""
+    generated, scenarios, output = schemathesis_cli(
+        tmp_path,
+        ("--time-scale", "0", "--api-token", TOKEN),
+        # The admin API resets the store, switches clocks and adds scenarios that make the public
+        # API answer errors on purpose: fuzzing it would change the server under the other tests.
+        # test_schemathesis_cli_admin_api runs it on a server of its own.
+        "--exclude-tag",
+        "admin",
+        token=TOKEN,
+        max_examples=MAX_EXAMPLES,
+        seed=SEED,
+        timeout=CLI_TIMEOUT_S,
+    )
+    # Every public operation ran (18 of them), hundreds of cases each.
+    assert generated >= 18 * 100, output[-2000:]
+    assert scenarios >= 100, f"a thin stateful phase: {scenarios} scenarios"
+
+
+def test_schemathesis_cli_admin_api(tmp_path: Path) -> None:
+    """The admin API (tag `admin`) alone, on a server of its own: its resets, clock moves and
+    scenarios reach no other test. With no public operation in the run nothing waits on the
+    manual clock (sync creates and streams are public) and no run-time scenario (up to 60 s of
+    latency, any 4xx or 5xx) touches a request.
+
+    The manual clock lets `POST /__admin/clock` answer 200 until a reset switches the mode. The
+    spec's admin security is `[{}, {adminBearer: []}]` (the token is needed only when the server
+    has one), so schemathesis leaves out `ignored_auth` here: tests/test_admin.py covers the 401s.
+    It also covers forcing a prediction: here `POST /__admin/predictions/{id}/{action}` never
+    finds one (404), as no prediction is created.
+    """
+    generated, scenarios, output = schemathesis_cli(
+        tmp_path,
+        ("--clock", "manual", "--admin-token", ADMIN_TOKEN, "--api-token", TOKEN),
+        "--include-tag",
+        "admin",
+        token=ADMIN_TOKEN,
+        max_examples=ADMIN_MAX_EXAMPLES,
+        seed=ADMIN_SEED,
+        timeout=ADMIN_TIMEOUT_S,
+    )
+    assert "Tested: 11" in output, output[-2000:]  # every admin operation
+    assert generated >= 11 * 100, output[-2000:]
+    assert scenarios >= 50, f"a thin stateful phase: {scenarios} scenarios"

@@ -31,12 +31,6 @@ class ClockNotManual(APIError):
     default_detail = "Only a manual clock can be moved: start with --clock manual or reset with it."
 
 
-async def _optional_body(request: Request, c: AppContext) -> dict[str, Any]:
-    if not (await request.body()).strip():
-        return {}
-    return await read_json_object(request, c.settings.max_body_bytes)
-
-
 def _clock_json(c: AppContext) -> dict[str, Any]:
     return {"mode": c.timeline.mode.value, "now": timestamp(c.clock.now())}
 
@@ -58,16 +52,18 @@ async def health(request: Request, call: Call) -> Response:
 async def reset(request: Request, call: Call) -> Response:
     """Empty the store, journal and run-time scenarios; optionally set seed, clock, time_scale."""
     c = call.ctx
-    body = await _optional_body(request, c)
+    body = await read_json_object(request, c.settings.max_body_bytes, optional=True)
     unknown = sorted(set(body) - {"seed", "clock", "time_scale"})
     if unknown:
         raise BadRequest(f"Unknown reset option: {', '.join(unknown)}.")
     changes: dict[str, object] = {}
     if "seed" in body:
         seed = body["seed"]
+        if isinstance(seed, float) and seed.is_integer():
+            seed = int(seed)  # JSON Schema's integer: 901.0 is one
         if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
             raise BadRequest("`seed` must be an integer from 0 to 2**63-1.")
-        changes["seed"] = body["seed"]
+        changes["seed"] = seed
     if "clock" in body:
         if body["clock"] not in [m.value for m in ClockMode]:
             raise BadRequest("`clock` must be one of time, polls, manual.")
@@ -191,7 +187,7 @@ async def force_prediction(request: Request, call: Call) -> Response:
     action = request.path_params["action"]
     if action not in ("succeed", "fail", "cancel"):
         raise NotFound()
-    body = await _optional_body(request, c)
+    body = await read_json_object(request, c.settings.max_body_bytes, optional=True)
     if set(body) - {"error"}:
         raise BadRequest(f"Unknown field: {', '.join(sorted(set(body) - {'error'}))}.")
     error = body.get("error", "Prediction failed (forced by the admin API)")
