@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -293,5 +295,21 @@ def test_custom(mock_server):
 def test_client(mock_client):
     assert mock_client.get("/v1/predictions").status_code == 200
 """,
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_readme_plugin_example_runs(pytester: pytest.Pytester) -> None:
+    """The README's pytest-plugin snippet, run as a user's test file (README snippets are tests)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### pytest plugin", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    pytester.makepyfile(snippet)
+    result = pytester.runpytest(
+        "--strict-markers",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
     )
     result.assert_outcomes(passed=2)
