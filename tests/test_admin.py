@@ -15,8 +15,8 @@ from starlette.testclient import TestClient
 
 from mock_server import Settings, create_app
 from mock_server.clock import ManualClock
-from mock_server.models import Prediction
 from tests.conftest import AUTH, CHECKED, TOKEN
+from tests.records import prediction
 
 DEV = "/v1/models/black-forest-labs/flux-dev/predictions"  # 0.3 s set-up + 3.2 s
 SCHNELL = "/v1/models/black-forest-labs/flux-schnell/predictions"  # 0.2 s + 0.83 s
@@ -189,24 +189,8 @@ def test_reset_body_is_optional_but_must_be_json(
 def test_reset_with_100k_predictions_leaves_none(app: Starlette, client: TestClient) -> None:
     """The time this takes is measured in bench/reset_bench.py, not asserted here."""
     store = app.state.ctx.store
-    created_at = datetime(2024, 1, 1, tzinfo=UTC)
     for i in range(100_000):
-        store.add(
-            Prediction(
-                id=f"p{i:025d}",
-                owner="o",
-                model="black-forest-labs/flux-schnell",
-                input={"prompt": "many"},
-                created_at=created_at,
-                setup_s=0.2,
-                predict_s=0.83,
-                width=1024,
-                height=1024,
-                fmt="webp",
-                quality=80,
-                outputs=1,
-            )
-        )
+        store.add(prediction(id=f"p{i:025d}", input={"prompt": "many"}))
     assert client.get("/__admin/health").json()["predictions"] == 100_000
     assert client.post("/__admin/reset").status_code == 200
     assert client.get("/__admin/health").json()["predictions"] == 0

@@ -3,37 +3,21 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from mock_server.lifecycle import metrics, state_at
 from mock_server.logs import LogStyle, logs_at
 from mock_server.models import Prediction, Status
+from tests.records import T0, prediction
 
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
 PROGRESS = re.compile(r"^\s*(\d+)%\s*\|.+?\|\s*(\d+)/(\d+)", re.MULTILINE)
 COG = LogStyle("cog-flux", "num_inference_steps", 4)
 
 
 def record(**changes: object) -> Prediction:
-    p = Prediction(
-        id="a" * 26,
-        owner="o",
-        model="black-forest-labs/flux-schnell",
-        input={"prompt": "a cat"},
-        created_at=T0,
-        setup_s=1.0,
-        predict_s=4.0,
-        width=1024,
-        height=1024,
-        fmt="webp",
-        quality=80,
-        outputs=2,
-    )
-    for key, value in changes.items():
-        setattr(p, key, value)
-    return p
+    return prediction(**{"outputs": 2, **changes})
 
 
 @pytest.mark.parametrize(

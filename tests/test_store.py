@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from mock_server.models import Prediction
 from mock_server.store import MemoryStore
+from tests.records import prediction
 
 
 def make(n: int, owner: str = "o") -> Prediction:
-    return Prediction(
-        id=f"{n:026d}",
-        owner=owner,
-        model="m/n",
-        input={"prompt": str(n)},
-        created_at=datetime(2024, 1, 1, tzinfo=UTC),
-        setup_s=0,
-        predict_s=0,
-        width=8,
-        height=8,
-        fmt="png",
-        quality=80,
-        outputs=1,
-    )
+    return prediction(id=f"{n:026d}", owner=owner, input={"prompt": str(n)})
 
 
 def test_occurrences_count_per_key() -> None:
