@@ -90,7 +90,7 @@ class Scenario:
         return not ("method" in m and m["method"].upper() != req.method)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RequestFacts:
     method: str
     route: str  # operationId without the `v1_` prefix
