@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router, compile_path
 
 from mock_server.auth import authenticate, authenticate_admin
-from mock_server.clock import Clock, ManualClock, SystemClock
+from mock_server.clock import Clock
 from mock_server.config import Settings
 from mock_server.context import AppContext, Call
 from mock_server.errors import APIError, handle_api_error
@@ -28,6 +28,7 @@ from mock_server.scenarios import (
 )
 from mock_server.spec import SpecError, load_spec
 from mock_server.store import MemoryStore, PredictionStore
+from mock_server.timeline import ClockMode, clock_for
 
 Handler = Callable[[Request, Call], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -148,9 +149,7 @@ def create_app(
 ) -> Starlette:
     """A fresh app: nothing is shared with any other app in the process."""
     settings = settings or Settings()
-    if clock is None:
-        # A manual clock starts at the real time, so timestamps look current.
-        clock = ManualClock(SystemClock().now()) if settings.clock == "manual" else SystemClock()
+    clock = clock or clock_for(ClockMode(settings.clock))
     spec = load_spec(settings.spec_path)
     scenario_schema = spec.validator("ScenarioRequest")
     context = AppContext(

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from starlette.requests import Request
 
-from mock_server.clock import Clock, ManualClock, SystemClock
+from mock_server.clock import Clock
 from mock_server.config import Settings
 from mock_server.errors import BadRequest, NotFound
 from mock_server.fixtures import ModelFixture
@@ -19,7 +19,7 @@ from mock_server.operations import Operation, build_operations
 from mock_server.scenarios import HEADER, RequestFacts, Scenario, ScenarioBook
 from mock_server.spec import Spec
 from mock_server.store import PredictionStore
-from mock_server.timeline import ClockMode, Timeline
+from mock_server.timeline import ClockMode, Timeline, clock_for
 
 
 @dataclass
@@ -51,9 +51,7 @@ class AppContext:
         self.settings = settings
         mode = ClockMode(self.settings.clock)
         if "clock" in changes:
-            self.clock = (
-                ManualClock(SystemClock().now()) if mode is ClockMode.MANUAL else SystemClock()
-            )
+            self.clock = clock_for(mode)
         self.timeline = Timeline(self.clock, mode)
 
     def state(self, p: Prediction) -> State:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from mock_server.clock import Clock
+from mock_server.clock import Clock, ManualClock, SystemClock
 from mock_server.lifecycle import finish_time, start_time
 from mock_server.models import Prediction
 
@@ -19,6 +19,12 @@ class ClockMode(StrEnum):
     TIME = "time"
     POLLS = "polls"
     MANUAL = "manual"
+
+
+def clock_for(mode: ClockMode) -> Clock:
+    """The clock a mode runs on; a manual clock starts at the real time, so timestamps look
+    current."""
+    return ManualClock(SystemClock().now()) if mode is ClockMode.MANUAL else SystemClock()
 
 
 class Timeline:

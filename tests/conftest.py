@@ -172,3 +172,16 @@ def _printed_url(lines: queue.Queue[str | None], proc: subprocess.Popen[str], lo
         if match:
             return match.group(0)
     pytest.fail(f"the server printed no URL within {URL_WAIT_S} s")
+
+
+def create(
+    client: TestClient,
+    path: str = "/v1/models/black-forest-labs/flux-dev/predictions",
+    prompt: str = "a fox",
+    **headers: str,
+) -> dict[str, Any]:
+    """POST a create that must succeed (201) and return its prediction."""
+    response = client.post(path, json={"input": {"prompt": prompt}}, headers=headers)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from mock_server import Settings, create_app
 from mock_server.clock import ManualClock
-from tests.conftest import AUTH, CHECKED, TOKEN
+from tests.conftest import AUTH, CHECKED, TOKEN, create
 from tests.records import prediction
 
 DEV = "/v1/models/black-forest-labs/flux-dev/predictions"  # 0.3 s set-up + 3.2 s
@@ -32,15 +32,6 @@ BUILTINS = {
     "unavailable",
     "latency",
 }
-
-
-def create(
-    client: TestClient, path: str = DEV, prompt: str = "a fox", **headers: str
-) -> dict[str, Any]:
-    response = client.post(path, json={"input": {"prompt": prompt}}, headers=headers)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def checked_client(app: Starlette, **headers: str) -> TestClient:

@@ -20,6 +20,7 @@ from mock_server import Settings, cli, create_app
 from mock_server.clock import ManualClock
 from mock_server.scenarios import ScenarioError
 from tests.conftest import AUTH, CHECKED
+from tests.conftest import create as post
 
 DEV = "/v1/models/black-forest-labs/flux-dev/predictions"  # 0.3 s set-up + 3.2 s
 SCHNELL = "/v1/models/black-forest-labs/flux-schnell/predictions"  # 0.2 s + 0.83 s
@@ -35,15 +36,6 @@ def raw(app: Starlette) -> Iterator[TestClient]:
     with TestClient(app, raise_server_exceptions=False, headers=AUTH) as c:
         c.event_hooks = CHECKED
         yield c
-
-
-def post(
-    client: TestClient, path: str = DEV, prompt: str = "a fox", **headers: str
-) -> dict[str, Any]:
-    response = client.post(path, json={"input": {"prompt": prompt}}, headers=headers)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def read(client: TestClient, created: dict[str, Any]) -> dict[str, Any]:
