@@ -13,12 +13,13 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from mock_server.logs import LogStyle
-from mock_server.sizes import CustomSize, SizeRule
+from mock_server.sizes import RATIO_PATTERN, CustomSize, SizeRule, parse_ratio
 from mock_server.spec import YAML_LOADER
 from mock_server.validation import SchemaValidator
 
 _SIDE = {"type": "integer", "minimum": 1, "maximum": 16384}
 _PAIR = {"type": "array", "items": _SIDE, "minItems": 2, "maxItems": 2}
+_RATIO = {"type": "string", "pattern": RATIO_PATTERN}  # "W:H", quoted (YAML reads 3:7 as 187)
 FIXTURE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -42,6 +43,9 @@ FIXTURE_SCHEMA: dict[str, Any] = {
                 "min_side": _SIDE,
                 "max_side": _SIDE,
                 "match_input_field": {"type": "string"},
+                "max_megapixels": {"type": "number", "exclusiveMinimum": 0, "maximum": 64},
+                "min_ratio": _RATIO,
+                "max_ratio": _RATIO,
                 "custom": {
                     "type": "object",
                     "additionalProperties": False,
@@ -122,6 +126,16 @@ def _field_path(parts: Any) -> str:
     return ".".join(str(p) for p in parts)
 
 
+def _size_ratio(path: Path, size: dict[str, Any], key: str) -> float | None:
+    """Pops `size[key]` ("W:H", already matched by the schema) as width / height."""
+    if key not in size:
+        return None
+    ratio = parse_ratio(size.pop(key))
+    if ratio is None:
+        raise FixtureError(path, f"size.{key}", "both sides of W:H must be above 0")
+    return ratio
+
+
 def load_model(path: Path) -> ModelFixture:
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
@@ -154,6 +168,10 @@ def load_model(path: Path) -> ModelFixture:
     size = dict(data["size"])
     custom = size.pop("custom", None)
     table = size.pop("table", None)
+    min_ratio = _size_ratio(path, size, "min_ratio")
+    max_ratio = _size_ratio(path, size, "max_ratio")
+    if min_ratio and max_ratio and min_ratio > max_ratio:
+        raise FixtureError(path, "size.min_ratio", "must not be wider than size.max_ratio")
     logs = data["logs"]
     return ModelFixture(
         owner=data["owner"],
@@ -163,6 +181,8 @@ def load_model(path: Path) -> ModelFixture:
         output=data["output"],
         size=SizeRule(
             **size,
+            min_ratio=min_ratio,
+            max_ratio=max_ratio,
             table={k: (v[0], v[1]) for k, v in table.items()} if table else None,
             custom=CustomSize(
                 custom["multiple"], custom["min"], custom["max"], tuple(custom["default"])

@@ -1,4 +1,11 @@
-"""Output width x height from a model's size rule and the effective input."""
+"""Output width x height from a model's size rule and the effective input.
+
+A table entry (cog-flux) or a custom width/height is used as given. Otherwise the ratio (a named
+"W:H" or the measured match_input_image input) is clamped into the rule's range, the area comes
+from `megapixels` (or the resolution input) capped at `max_megapixels`, both sides are scaled by
+one factor into [min_side, max_side] so the ratio is kept, and each side is rounded to `multiple`
+without leaving the side or area limits.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,9 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 MEGAPIXEL = 1024 * 1024
-_RATIO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*$")
+MIN_MATCHED_MEGAPIXELS = 0.5  # resolution "match_input_image" never goes below FLUX.2's 0.5 MP
+RATIO_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*$"
+_RATIO = re.compile(RATIO_PATTERN)
 _MP = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*MP\s*$", re.IGNORECASE)
 
 
@@ -37,6 +46,17 @@ class SizeRule:
     max_side: int = 2048
     custom: CustomSize | None = None
     match_input_field: str | None = None
+    max_megapixels: float | None = None  # hard area ceiling: width * height <= this * MEGAPIXEL
+    min_ratio: float | None = None  # supported width / height range
+    max_ratio: float | None = None
+
+
+def parse_ratio(text: str) -> float | None:
+    """Width / height of a "W:H" string; None when it is not one or either side is 0."""
+    m = _RATIO.match(text)
+    if m is None or not float(m.group(1)) or not float(m.group(2)):
+        return None
+    return float(m.group(1)) / float(m.group(2))
 
 
 def _round(value: float, multiple: int) -> int:
@@ -64,6 +84,30 @@ def data_uri_size(value: object) -> tuple[int, int] | None:
         return None
 
 
+def fit(rule: SizeRule, ratio: float, megapixels: float) -> tuple[int, int]:
+    """Sides for `ratio` (width / height) at about `megapixels`, within every limit of `rule`."""
+    low = max(rule.min_ratio or 0.0, rule.min_side / rule.max_side)
+    high = min(rule.max_ratio or math.inf, rule.max_side / rule.min_side)
+    ratio = min(high, max(low, ratio))
+    if rule.max_megapixels is not None:
+        megapixels = min(megapixels, rule.max_megapixels)
+    width = math.sqrt(megapixels * MEGAPIXEL * ratio)
+    height = width / ratio
+    # One factor for both sides: shrink to max_side, or grow to min_side (the ratio range above
+    # guarantees that doing one never breaks the other).
+    scale = min(rule.max_side / max(width, height), max(1.0, rule.min_side / min(width, height)))
+    width, height = width * scale, height * scale
+    m = rule.multiple
+    low_side = math.ceil(rule.min_side / m) * m  # the side limits as multiples of m
+    high_side = rule.max_side // m * m
+    w = _clamp(_round(width, m), low_side, high_side)
+    h = _clamp(_round(height, m), low_side, high_side)
+    if rule.max_megapixels is not None and w * h > rule.max_megapixels * MEGAPIXEL:
+        w = _clamp(math.floor(width / m) * m, low_side, high_side)  # rounding down keeps the
+        h = _clamp(math.floor(height / m) * m, low_side, high_side)  # area under the ceiling
+    return w, h
+
+
 def output_size(rule: SizeRule, inp: dict[str, Any]) -> tuple[int, int]:
     """The size the model would produce for `inp` (defaults already applied)."""
     aspect = str(inp.get(rule.aspect_field, "1:1"))
@@ -86,17 +130,12 @@ def output_size(rule: SizeRule, inp: dict[str, Any]) -> tuple[int, int]:
     if aspect == "match_input_image":
         if matched:
             ratio = matched[0] / matched[1]
-    elif m := _RATIO.match(aspect):
-        ratio = float(m.group(1)) / float(m.group(2)) if float(m.group(2)) else 1.0
+    else:
+        ratio = parse_ratio(aspect) or 1.0
     if rule.resolution_field:
         resolution = str(inp.get(rule.resolution_field, ""))
         if m := _MP.match(resolution):
             megapixels = float(m.group(1))
         elif resolution == "match_input_image" and matched:
-            megapixels = min(4.0, max(0.5, matched[0] * matched[1] / MEGAPIXEL))
-    width = math.sqrt(megapixels * MEGAPIXEL * ratio)
-    height = width / ratio
-    return (
-        _clamp(_round(width, rule.multiple), rule.min_side, rule.max_side),
-        _clamp(_round(height, rule.multiple), rule.min_side, rule.max_side),
-    )
+            megapixels = max(MIN_MATCHED_MEGAPIXELS, matched[0] * matched[1] / MEGAPIXEL)
+    return fit(rule, ratio, megapixels)
