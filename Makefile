@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed-stamp
+TEST_STAMP = $(VENV)/.test-deps-stamp
+# Wheels of what the wheel tests install into fresh environments (the package's dependencies and
+# the official Python clients), fetched once here so that the tests themselves need no network.
+WHEELHOUSE = $(VENV)/wheelhouse
 PYTEST_ARGS ?=
 # `make fuzz`: schemathesis time budget (s), examples per operation and cycle, extra CLI flags.
 FUZZ_TIME ?= 600
@@ -17,6 +21,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# What only the tests need: the wheelhouse, and the npm client (needs Node.js and npm).
+$(TEST_STAMP): $(STAMP) tests/js/package-lock.json
+	$(BIN)/python -m pip wheel --quiet -w $(WHEELHOUSE) '.[pytest]' 'replicate>=1.0,<1.1' \
+		replicate-stainless packaging pytest-xdist hatchling
+	rm -f $(WHEELHOUSE)/replicate_flux_emulator-*
+	mkdir -p $(VENV)/js && cp tests/js/package.json tests/js/package-lock.json $(VENV)/js/ && \
+		npm ci --prefix $(VENV)/js --no-audit --no-fund --loglevel=error
+	touch $(TEST_STAMP)
 
 install: $(STAMP)
 
@@ -34,7 +47,7 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint typecheck
+test: lint typecheck $(TEST_STAMP)
 	$(BIN)/mock-server check
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import replace
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -28,7 +30,7 @@ from mock_server.scenarios import (
 )
 from mock_server.spec import SpecError, load_spec
 from mock_server.store import MemoryStore, PredictionStore
-from mock_server.timeline import ClockMode, clock_for
+from mock_server.timeline import ClockMode, clock_for, mode_for
 
 Handler = Callable[[Request, Call], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -148,8 +150,10 @@ def create_app(
     store: PredictionStore | None = None,
 ) -> Starlette:
     """A fresh app: nothing is shared with any other app in the process."""
-    settings = settings or Settings()
-    clock = clock or clock_for(ClockMode(settings.clock))
+    settings = settings or Settings.from_env(os.environ)  # as the CLI does
+    requested = ClockMode(settings.clock)
+    clock = clock or clock_for(requested)
+    settings = replace(settings, clock=mode_for(clock, requested).value)
     spec = load_spec(settings.spec_path)
     scenario_schema = spec.validator("ScenarioRequest")
     context = AppContext(
@@ -161,7 +165,8 @@ def create_app(
         images=ImageCache(settings.image_cache_bytes),
         started_at=clock.now(),
         scenarios=ScenarioBook(
-            load_file(settings.fixtures_dir / "scenarios.yaml", scenario_schema), scenario_schema
+            load_file(settings.scenarios_path, scenario_schema) if settings.scenarios_path else [],
+            scenario_schema,
         ),
         allowed_tokens=frozenset(settings.api_tokens),
     )

@@ -8,8 +8,9 @@ import os
 import socket
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-from mock_server.config import Settings, SettingsError
+from mock_server.config import Settings, SettingsError, bundled
 from mock_server.fixtures import FixtureError, load_fixtures
 from mock_server.scenarios import ScenarioError
 from mock_server.spec import SpecError, load_spec
@@ -24,9 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "command",
         nargs="?",
-        choices=["serve", "check"],
+        choices=["serve", "check", "example-scenarios"],
         default="serve",
-        help="serve (default) or check: validate the spec and fixtures, then exit",
+        help="serve (default); check: validate the spec, fixtures and scenarios file, then exit; "
+        "example-scenarios: print an example --scenarios file",
     )
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8000; 0 picks a free port)")
@@ -44,10 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="multiply every model's timing (default 1.0; 0 finishes at once)",
     )
     parser.add_argument(
+        "--clock-stall-timeout",
+        type=float,
+        dest="clock_stall_timeout",
+        help="with --clock manual: answer 409 to a create waiting (Prefer: wait), or a client "
+        "polling a running prediction, for this many real seconds while the clock stands still "
+        "(default: wait as asked)",
+    )
+    parser.add_argument(
         "--fixtures", dest="fixtures_dir", help="fixtures folder (models/<owner>/<name>.yaml)"
     )
     parser.add_argument(
         "--spec", dest="spec_path", help="OpenAPI document to serve and validate with"
+    )
+    parser.add_argument(
+        "--scenarios",
+        dest="scenarios_path",
+        help="YAML file of scenario rules to load at start (see `mock-server example-scenarios`)",
     )
     parser.add_argument(
         "--public-url",
@@ -83,10 +98,8 @@ def settings_from(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tup
     command = args.pop("command")
     if args.get("api_tokens"):
         args["api_tokens"] = tuple(args["api_tokens"])
-    for key in ("fixtures_dir", "spec_path"):
+    for key in ("fixtures_dir", "spec_path", "scenarios_path"):
         if args.get(key):
-            from pathlib import Path
-
             args[key] = Path(args[key])
     return command, Settings.from_env(environ, **args)
 
@@ -157,4 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, ValueError) as exc:
         sys.stderr.write(f"mock-server: {exc}\n")
         return 2
+    if command == "example-scenarios":
+        sys.stdout.write(bundled("examples/scenarios.yaml").read_text(encoding="utf-8"))
+        return 0
     return check(settings) if command == "check" else serve(settings)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -18,7 +19,8 @@ class Clock(Protocol):
         ...
 
     async def sleep_until(self, when: datetime, *, limit: float) -> None:
-        """Return once this clock reaches `when`, or after `limit` real seconds at most."""
+        """Return once this clock has reached `when` (never before), or once `limit` real
+        seconds have passed."""
         ...
 
 
@@ -29,9 +31,15 @@ class SystemClock:
         return datetime.now(UTC)
 
     async def sleep_until(self, when: datetime, *, limit: float) -> None:
-        delay = (when - self.now()).total_seconds()
-        if delay > 0:
-            await asyncio.sleep(min(delay, limit))
+        # An event loop's timer may fire a little early (uvloop's run on whole milliseconds, and
+        # the loop's monotonic clock is not the wall clock), so sleep again until `when` is real.
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + limit
+        while (delay := (when - self.now()).total_seconds()) > 0:
+            remaining = give_up - loop.time()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(delay, remaining))
 
 
 class ManualClock:
@@ -78,6 +86,11 @@ class ManualClock:
             finally:
                 with self._lock:
                     self._waiters.discard((loop, future))
+
+
+def real_seconds() -> float:
+    """The machine's monotonic clock: how long a client has really waited, whatever the mode."""
+    return time.monotonic()
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECT_DIR = PACKAGE_DIR.parent
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "MOCK_SERVER_"
 CLOCK_MODES = ("time", "polls", "manual")
 MAX_TIME_SCALE = 1000.0  # beyond it, timings overflow date arithmetic
@@ -19,10 +19,13 @@ class SettingsError(ValueError):
     """A setting is out of range; the message names it."""
 
 
-def _bundled(name: str) -> Path:
-    """A file shipped beside the package (source checkout) or inside it (wheel)."""
-    inside = PACKAGE_DIR / "_data" / name
-    return inside if inside.exists() else PROJECT_DIR / name
+def bundled(name: str) -> Path:
+    """A file of the contract or fixtures: inside the package in a wheel (`mock_server/_data/`,
+    put there by the build; see pyproject.toml), beside it in a source checkout."""
+    inside = resources.files("mock_server").joinpath("_data", name)
+    if inside.is_file() or inside.is_dir():
+        return Path(str(inside))
+    return PROJECT_DIR / name
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,12 @@ class Settings:
     seed: int = 0
     clock: str = "time"  # time | polls | manual (see timeline.py)
     time_scale: float = 1.0
-    fixtures_dir: Path = field(default_factory=lambda: _bundled("fixtures"))
-    spec_path: Path = field(default_factory=lambda: _bundled("openapi.yaml"))
+    # Manual clock only: a create held by `Prefer: wait`, or a client polling a running
+    # prediction, for this many real seconds while nobody moves the clock gets a 409 saying so.
+    clock_stall_timeout: float | None = None
+    fixtures_dir: Path = field(default_factory=lambda: bundled("fixtures"))
+    spec_path: Path = field(default_factory=lambda: bundled("openapi.yaml"))
+    scenarios_path: Path | None = None  # rules loaded at start (examples/scenarios.yaml shows how)
     public_url: str | None = None
     api_tokens: tuple[str, ...] = ()
     admin_token: str | None = None
@@ -52,6 +59,10 @@ class Settings:
         if not 0 <= self.time_scale <= MAX_TIME_SCALE:
             raise SettingsError(
                 f"time_scale must be 0 to {MAX_TIME_SCALE:g}, not {self.time_scale}"
+            )
+        if self.clock_stall_timeout is not None and not self.clock_stall_timeout > 0:
+            raise SettingsError(
+                f"clock_stall_timeout must be more than 0, not {self.clock_stall_timeout}"
             )
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port must be 0 to 65535, not {self.port}")
@@ -71,15 +82,20 @@ class Settings:
 
 
 # Fields whose command-line flag has another name; both variables work, the flag's name wins.
-_FLAG_NAMES = {"api_tokens": "API_TOKEN", "fixtures_dir": "FIXTURES", "spec_path": "SPEC"}
+_FLAG_NAMES = {
+    "api_tokens": "API_TOKEN",
+    "fixtures_dir": "FIXTURES",
+    "spec_path": "SPEC",
+    "scenarios_path": "SCENARIOS",
+}
 
 
 def _parse(name: str, raw: str) -> object:
     if name in ("port", "seed", "max_body_bytes", "max_predictions", "image_cache_bytes"):
         return int(raw)
-    if name == "time_scale":
+    if name in ("time_scale", "clock_stall_timeout"):
         return float(raw)
-    if name in ("fixtures_dir", "spec_path"):
+    if name in ("fixtures_dir", "spec_path", "scenarios_path"):
         return Path(raw)
     if name == "api_tokens":
         return tuple(t.strip() for t in raw.split(",") if t.strip())

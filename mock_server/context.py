@@ -19,7 +19,7 @@ from mock_server.operations import Operation, build_operations
 from mock_server.scenarios import HEADER, RequestFacts, Scenario, ScenarioBook
 from mock_server.spec import Spec
 from mock_server.store import PredictionStore
-from mock_server.timeline import ClockMode, Timeline, clock_for
+from mock_server.timeline import ClockMode, StallGuard, Timeline, clock_for
 
 
 @dataclass
@@ -39,6 +39,7 @@ class AppContext:
         self.by_version = {m.version: m for m in self.models.values()}
         self.operations = build_operations(self.spec)
         self.timeline = Timeline(self.clock, ClockMode(self.settings.clock))
+        self.stall = StallGuard(self.clock, self.settings.clock_stall_timeout)
 
     def reset(self, **changes: object) -> None:
         """Forget every prediction, journal entry and run-time scenario (pytest-httpserver's
@@ -53,6 +54,7 @@ class AppContext:
         if "clock" in changes:
             self.clock = clock_for(mode)
         self.timeline = Timeline(self.clock, mode)
+        self.stall = StallGuard(self.clock, self.settings.clock_stall_timeout)
 
     def state(self, p: Prediction) -> State:
         """Where `p` is now, as this server's clock mode sees it."""

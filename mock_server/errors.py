@@ -5,6 +5,7 @@ APIError                    (any status; title, detail)
 ├── Unauthenticated         401  missing or unknown bearer token
 ├── NotFound                404  unknown model, version, prediction or file
 ├── MethodNotAllowed        405  carries the `Allow` header
+├── ClockStalled            409  a client waits on a manual clock nobody moves (stall timeout)
 ├── PayloadTooLarge         413  body over --max-body-bytes
 ├── UnsupportedMediaType    415  a body that is not application/json
 ├── InvalidVersion          422  create-by-version with an unknown version
@@ -64,6 +65,19 @@ class MethodNotAllowed(APIError):
     status_code = 405
     title = "Method not allowed"
     default_detail = "The method is not allowed for the requested URL."
+
+
+class ClockStalled(APIError):
+    status_code = 409
+    title = "Manual clock not moving"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"This request waits on the mock server's manual clock, which has not moved for "
+            f"{seconds:g} s, so it would wait forever. Move the clock "
+            "(mock_server.advance(seconds) in the pytest plugin, or POST /__admin/clock), or use "
+            'the default clock (drop clock="manual" from the mock_server marker).'
+        )
 
 
 class PayloadTooLarge(APIError):

@@ -13,6 +13,10 @@ from mock_server.validation import SchemaValidator
 
 # Headers the server handles itself: the security scheme and the body's media type.
 _OWN_HEADERS = ("authorization", "content-type")
+# Operations with this tag (the server's own admin API) refuse query parameters they do not
+# declare, so a misspelt filter is not silently ignored. The public API ignores them, as the real
+# API does.
+STRICT_QUERY_TAG = "admin"
 
 
 @dataclass(frozen=True)
@@ -31,10 +35,12 @@ class Operation:
     query: dict[str, Parameter] = field(default_factory=dict)
     headers: dict[str, Parameter] = field(default_factory=dict)  # lower-case names
     body: SchemaValidator | None = None
+    strict_query: bool = False  # refuse undeclared query parameters (else ignore them)
 
     def check_query(self, names: Iterable[str], values: Mapping[str, str]) -> None:
-        """400 for a query parameter the spec does not list, a missing one, or a bad value."""
-        unknown = sorted(set(names) - self.query.keys())
+        """400 for a missing or bad query parameter, and with `strict_query` for one the spec
+        does not list."""
+        unknown = sorted(set(names) - self.query.keys()) if self.strict_query else []
         if unknown:
             raise BadRequest(f"Unknown query parameter: {', '.join(unknown)}.")
         _check(self.query, values, "query parameter")
@@ -84,6 +90,7 @@ def _operation(
         query=compiled("query"),
         headers=compiled("header"),
         body=body,
+        strict_query=STRICT_QUERY_TAG in op.get("tags", []),
     )
 
 

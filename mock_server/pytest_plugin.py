@@ -1,15 +1,22 @@
 """pytest plugin (entry point `pytest11`): a live server per session, reset before each test,
 in-process app fixtures, and the `mock_server` marker (clock mode, seed, time scale, scenarios).
 
-    @pytest.mark.mock_server(clock="polls", seed=5, scenarios=[{"name": ..., ...}])
-    def test_it(mock_server): httpx.post(mock_server.v1_url + "/predictions", ...)
+With no marker the server runs on the real clock at 1/100 of the models' timings, and the
+official Python clients' environment points at it, so `replicate.run(...)` just finishes:
+
+    def test_it(mock_server): replicate.run("black-forest-labs/flux-schnell", input={...})
+
+    @pytest.mark.mock_server(clock="manual", seed=5, scenarios=[{"name": ..., ...}])
+    def test_steps(mock_server): ...; mock_server.advance(5); ...
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import socket
+import sys
 import threading
 import time
 import urllib.request
@@ -37,6 +44,10 @@ T = TypeVar("T")
 TOKEN = "r8_mock_server_pytest"
 MARKER = "mock_server"
 START_TIMEOUT = 10.0
+POLL_INTERVAL = 0.05  # seconds between the official clients' polls, in tests
+# The plugin's server: the real clock at 1/100 of the models' timings (flux-2-flex's 23.6 s take
+# 0.24 s), and on the opt-in manual clock a client left waiting is told so after 5 s.
+DEFAULT_SETTINGS = Settings(port=0, time_scale=0.01, clock_stall_timeout=5.0)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -70,10 +81,15 @@ class Options:
         pick = {k: v for k, v in kwargs.items() if v is not None}
         if pick.get("clock", settings.clock) not in [m.value for m in ClockMode]:
             raise ValueError(f"clock must be time, polls or manual, not {pick['clock']!r}")
+        clock = pick.get("clock", settings.clock)
+        # The settings' scale is for their clock kind: the plugin's 0.01 speeds up the real
+        # clock, while on a manual or polls clock a test moves through the models' real timings.
+        real = ClockMode.TIME.value
+        same_kind = (clock == real) == (settings.clock == real)
         return cls(
-            clock=pick.get("clock", settings.clock),
+            clock=clock,
             seed=pick.get("seed", settings.seed),
-            time_scale=float(pick.get("time_scale", settings.time_scale)),
+            time_scale=float(pick.get("time_scale", settings.time_scale if same_kind else 1.0)),
             scenarios=tuple(pick.get("scenarios", ())),
         )
 
@@ -88,6 +104,50 @@ class Options:
 def token_for(settings: Settings) -> str:
     """The token the helpers send: the first `--api-token` if the server insists on some."""
     return settings.api_tokens[0] if settings.api_tokens else TOKEN
+
+
+def python_client_base(url: str) -> str:
+    """The base URL the installed official Python client takes: 1.x appends `/v1` itself, the
+    Stainless-generated 2.x (`replicate-stainless`, or `replicate` 2.x) does not."""
+    try:
+        importlib.metadata.version("replicate-stainless")
+        return url + "/replicate/v1"
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        major = importlib.metadata.version("replicate").split(".")[0]
+    except importlib.metadata.PackageNotFoundError:
+        major = "1"
+    return url + ("/replicate" if major in ("0", "1") else "/replicate/v1")
+
+
+def point_python_clients(monkeypatch: pytest.MonkeyPatch, server: MockServer) -> None:
+    """Point the official Python clients' module-level default client (`replicate.run(...)`)
+    at `server` for one test: the variables they read, and a rebuild of a connection already made
+    (closed now and again after the test, so none outlives the server it talks to)."""
+    monkeypatch.setenv("REPLICATE_API_TOKEN", server.token)
+    monkeypatch.setenv("REPLICATE_BASE_URL", python_client_base(server.url))
+    monkeypatch.setenv("REPLICATE_POLL_INTERVAL", str(POLL_INTERVAL))
+    default = getattr(sys.modules.get("replicate"), "default_client", None)
+    if default is not None:  # 1.x: built at import, reads the variables when it first connects
+        monkeypatch.setattr(default, "poll_interval", POLL_INTERVAL)
+    drop_python_clients()
+
+
+def drop_python_clients() -> None:
+    """Close the connections of the official Python clients' default client, if any."""
+    module = sys.modules.get("replicate")
+    default = getattr(module, "default_client", None)  # 1.x
+    for name in ("_Client__client", "_Client__async_client"):
+        connection = getattr(default, name, None) if default is not None else None
+        if connection is not None:
+            if name == "_Client__client":
+                connection.close()
+            setattr(default, name, None)
+    client = getattr(module, "_client", None)  # 2.x (Stainless): built on first use
+    if client is not None and hasattr(module, "_reset_client"):
+        client.close()
+        module._reset_client()  # type: ignore[union-attr]
 
 
 @dataclass
@@ -155,6 +215,7 @@ class MockServer:
         self.replicate_base_url = self.url + "/replicate"  # replicate (Python) 1.x
         self.cometapi_url = self.url + "/replicate/v1"  # replicate (npm), replicate (Python) 2.x
         self.v1_url = self.url + "/v1"
+        self.python_client_url = python_client_base(self.url)  # for the installed Python client
         self.token = token_for(self.ctx.settings)
         self.headers = {"Authorization": f"Bearer {self.token}"}
 
@@ -225,12 +286,16 @@ class MockServer:
         return list(self._admin("GET", "/__admin/predictions")["predictions"])
 
     def client(self, **kwargs: Any) -> Any:
-        """A `replicate.Client` (1.x) for this server; needs the `replicate` package."""
-        from replicate.client import Client  # optional: only this helper needs it
+        """The installed official Python client for this server: `replicate.Client` (1.x) or
+        `replicate.Replicate` (the Stainless-generated 2.x); needs the `replicate` package."""
+        import replicate  # optional: only this helper needs it
 
+        kwargs.setdefault("base_url", self.python_client_url)
+        if hasattr(replicate, "Replicate"):
+            kwargs.setdefault("bearer_token", self.token)
+            return replicate.Replicate(**kwargs)
         kwargs.setdefault("api_token", self.token)
-        kwargs.setdefault("base_url", self.replicate_base_url)
-        return Client(**kwargs)
+        return replicate.client.Client(**kwargs)
 
     def _admin(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         """The admin API over HTTP: the views there need a request (URLs, owners)."""
@@ -247,33 +312,54 @@ class MockServer:
 
 @pytest.fixture(scope="session")
 def mock_server_settings() -> Settings:
-    """Override in your conftest to change the server (fixtures, tokens, timings)."""
-    return Settings(port=0, clock="manual", time_scale=1.0)
+    """Override in a conftest (any folder, any scope) to change the server (fixtures, tokens,
+    timings): each test gets a live server started with the settings it sees."""
+    return DEFAULT_SETTINGS
 
 
 @pytest.fixture(scope="session")
-def mock_server_live(mock_server_settings: Settings) -> Iterator[LiveServer]:
-    """One server per session (per xdist worker); `mock_server` resets it for each test."""
-    live = LiveServer.start(mock_server_settings)
-    yield live
-    live.stop()
+def mock_server_pool() -> Iterator[dict[Settings, LiveServer]]:
+    """The live servers of this session (of this xdist worker), one per distinct settings."""
+    pool: dict[Settings, LiveServer] = {}
+    yield pool
+    for live in pool.values():
+        live.stop()
+
+
+@pytest.fixture
+def mock_server_live(
+    mock_server_pool: dict[Settings, LiveServer], mock_server_settings: Settings
+) -> LiveServer:
+    """The live server for this test's `mock_server_settings`, started on first use: a conftest
+    further down that overrides the settings gets its own server, never another's."""
+    live = mock_server_pool.get(mock_server_settings)
+    if live is None:
+        live = mock_server_pool[mock_server_settings] = LiveServer.start(mock_server_settings)
+    return live
 
 
 @pytest.fixture
 def mock_server(
-    request: pytest.FixtureRequest, mock_server_live: LiveServer, mock_server_settings: Settings
-) -> MockServer:
-    """The live server, reset for this test and set up as its `mock_server` marker says."""
+    request: pytest.FixtureRequest,
+    mock_server_live: LiveServer,
+    mock_server_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[MockServer]:
+    """The live server, reset for this test and set up as its `mock_server` marker says; the
+    official Python clients' `REPLICATE_*` variables point at it for the test."""
     options = Options.of(request, mock_server_settings)
     server = MockServer(mock_server_live)
     server.reset(clock=options.clock, seed=options.seed, time_scale=options.time_scale)
     mock_server_live.call(lambda: options.add_scenarios(server.ctx))
-    return server
+    point_python_clients(monkeypatch, server)
+    yield server
+    drop_python_clients()
 
 
 @pytest.fixture
 def mock_app(request: pytest.FixtureRequest, mock_server_settings: Settings) -> Starlette:
-    """A fresh in-process app (manual clock at 2024-01-01 unless the marker says `time`)."""
+    """A fresh in-process app, set up as the marker says (`clock="manual"` or `"polls"`: a
+    ManualClock at 2024-01-01T00:00Z)."""
     options = Options.of(request, mock_server_settings)
     clock = ManualClock() if options.clock != "time" else None
     app = create_app(options.apply(mock_server_settings), clock=clock)
@@ -283,8 +369,16 @@ def mock_app(request: pytest.FixtureRequest, mock_server_settings: Settings) -> 
 
 @pytest.fixture
 def mock_client(mock_app: Starlette, mock_server_settings: Settings) -> Iterator[TestClient]:
-    """`starlette.testclient.TestClient(mock_app)` with the token set; needs httpx."""
-    from starlette.testclient import TestClient  # imports httpx: only this fixture needs it
+    """`starlette.testclient.TestClient(mock_app)` with the token set; needs httpx2
+    (`pip install 'replicate-flux-emulator[pytest]'`)."""
+    try:
+        import httpx2  # noqa: F401  (Starlette's TestClient warns and fails without it)
+    except ModuleNotFoundError:
+        pytest.fail(
+            "mock_client needs httpx2: pip install 'replicate-flux-emulator[pytest]'",
+            pytrace=False,
+        )
+    from starlette.testclient import TestClient
 
     with TestClient(mock_app) as client:
         client.headers["Authorization"] = f"Bearer {token_for(mock_server_settings)}"

@@ -2,8 +2,9 @@
 instant timing, an HTTP error for the next N requests, added latency).
 
 A request is matched by the header `X-Mock-Scenario: <name>` (any scenario, built-in or not),
-or by a rule's `match` (model, prompt pattern, token, route, method). Rules load from
-`fixtures/scenarios.yaml` and change at run time through `/__admin/scenarios`.
+or by a rule's `match` (model, prompt pattern, token, route, method). Rules load from the
+`--scenarios` file (`examples/scenarios.yaml` is one) and change at run time through
+`/__admin/scenarios`; a default server has only the built-ins, which a header selects.
 """
 
 from __future__ import annotations
@@ -185,9 +186,7 @@ def parse(data: Any, schema: SchemaValidator, where: str = "scenario") -> Scenar
 
 
 def load_file(path: Path, schema: SchemaValidator) -> list[Scenario]:
-    """`scenarios.yaml`: a mapping with a `scenarios` list; a missing file is no scenarios."""
-    if not path.is_file():
-        return []
+    """A scenarios file: a mapping with a `scenarios` list."""
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER) or {}
     except (OSError, yaml.YAMLError) as exc:

@@ -7,8 +7,11 @@ and pages through a caller's predictions, newest first.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from mock_server.models import Prediction
@@ -41,9 +44,12 @@ class PredictionStore(Protocol):
         before: int | None = None,
         after: int | None = None,
         limit: int = 100,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> Page:
         """`owner`'s predictions (everyone's for None), newest first, older than `before` or
-        newer than `after`."""
+        newer than `after`; with a time window, only those created at or after `created_after`
+        and before `created_before`."""
         ...
 
     def count(self) -> int: ...
@@ -102,8 +108,12 @@ class MemoryStore:
         before: int | None = None,
         after: int | None = None,
         limit: int = 100,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> Page:
         seqs = self._seqs.get(owner, [])
+        if created_after is not None or created_before is not None:
+            return self._window_page(seqs, before, after, limit, created_after, created_before)
         if after is not None:
             lo = bisect.bisect_right(seqs, after)
             chosen = seqs[lo : lo + limit]
@@ -117,6 +127,50 @@ class MemoryStore:
             results=results,
             next_before=chosen[0] if chosen and lo > 0 else None,
             previous_after=chosen[-1] if chosen and hi < len(seqs) else None,
+        )
+
+    def _window_page(
+        self,
+        seqs: list[int],
+        before: int | None,
+        after: int | None,
+        limit: int,
+        created_after: datetime | None,
+        created_before: datetime | None,
+    ) -> Page:
+        """A page of the records created in the window. Creation times follow creation order
+        only while the clock runs forwards (a manual clock may be set back), so this walks the
+        records from the cursor on, as far as it needs to, instead of bisecting on time."""
+
+        def chosen(p: Prediction) -> bool:
+            return (created_after is None or p.created_at >= created_after) and (
+                created_before is None or p.created_at < created_before
+            )
+
+        def walk(newer: bool, start: int | None) -> Iterator[int]:
+            """Seqs in the window newer than `start` (oldest first), or older (newest first)."""
+            if newer:
+                lo = 0 if start is None else bisect.bisect_right(seqs, start)
+                positions: Iterable[int] = range(lo, len(seqs))
+            else:
+                hi = len(seqs) if start is None else bisect.bisect_left(seqs, start)
+                positions = range(hi - 1, -1, -1)
+            return (seqs[i] for i in positions if chosen(self._by_seq[seqs[i]]))
+
+        if after is not None:
+            newer = walk(True, after)
+            picked = list(itertools.islice(newer, limit))[::-1]  # newest first
+            more_newer = next(newer, None) is not None
+            more_older = bool(picked) and next(walk(False, picked[-1]), None) is not None
+        else:
+            older = walk(False, before)
+            picked = list(itertools.islice(older, limit))
+            more_older = next(older, None) is not None
+            more_newer = bool(picked) and next(walk(True, picked[0]), None) is not None
+        return Page(
+            results=[self._by_seq[s] for s in picked],
+            next_before=picked[-1] if more_older else None,
+            previous_after=picked[0] if more_newer else None,
         )
 
     def count(self) -> int:

@@ -168,19 +168,45 @@ class SchemaValidator:
         return cls(schema, detailed)
 
 
+def problems(validator: SchemaValidator, instance: Any, prefix: str) -> list[InvalidField]:
+    """Every problem `instance` has against the schema; [] when it is valid."""
+    if validator.fast.is_valid(instance):
+        return []
+    found = [p for e in validator.detailed.iter_errors(instance) for p in describe(e, prefix)]
+    # The two engines agree but for corner cases; jsonschema-rs (the one that said no) decides.
+    return found or [InvalidField("invalid", prefix, "Does not match its schema")]
+
+
 def check(validator: SchemaValidator, instance: Any, prefix: str) -> None:
     """Raise ValidationFailed listing every problem (sorted, so the message is deterministic)."""
-    if validator.fast.is_valid(instance):
-        return
-    _explain(validator.detailed, instance, prefix)
+    raise_problems(problems(validator, instance, prefix))
 
 
-def _explain(validator: Draft202012Validator, instance: Any, prefix: str) -> None:
-    problems: list[InvalidField] = []
-    errors = sorted(
-        validator.iter_errors(instance), key=lambda e: (list(map(str, e.path)), e.validator)
-    )
-    for error in errors:
-        problems.extend(describe(error, prefix))
-    if problems:
-        raise ValidationFailed(problems)
+def raise_problems(*groups: list[InvalidField]) -> None:
+    """Raise one ValidationFailed (422) listing the problems of every group, sorted by field.
+
+    A problem a group reports is left out when an earlier group reported the same field (for a
+    missing or unknown property: the same property), so one mistake gives one line even when two
+    schemas (the model's input schema, the spec's body schema) both find it.
+    """
+    kept: list[InvalidField] = []
+    seen: set[tuple[str, str]] = set()
+    for group in groups:
+        keys = {_key(p) for p in group}
+        kept.extend(p for p in dict.fromkeys(group) if _key(p) not in seen)
+        seen |= keys
+    if kept:
+        raise ValidationFailed(sorted(kept, key=_order))
+
+
+def _key(problem: InvalidField) -> tuple[str, str]:
+    if problem.type in ("required", "additional_property_not_allowed"):
+        return problem.field, problem.description  # the field is the parent: name the property
+    return problem.field, ""
+
+
+def _order(problem: InvalidField) -> tuple[list[tuple[int, int, str]], str, str]:
+    """By field path (array indices in numeric order), then type, then description."""
+    parts = problem.field.split(".") if problem.field else []
+    path = [(0, int(x), "") if x.isascii() and x.isdigit() else (1, 0, x) for x in parts]
+    return path, problem.type, problem.description

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,17 +117,24 @@ URL_WAIT_S = 10
 
 
 @contextmanager
-def spawned_server(*args: str, log: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`python -m mock_server --port 0 *args` in a child process, as users start it.
+def spawned_server(
+    *args: str,
+    log: Path,
+    command: Sequence[str] = (sys.executable, "-m", "mock_server", "--port", "0"),
+    cwd: Path = PROJECT,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`python -m mock_server --port 0 *args` (or `command *args`) in a child process, as users
+    start it.
 
     Yields the URL it prints (within URL_WAIT_S) and the process; its stderr (a 5xx's traceback)
     goes to `log`. On exit it is terminated, then killed if it does not stop within 10 s.
     """
     with log.open("w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mock_server", "--port", "0", *args],
-            cwd=PROJECT,
-            env=child_environ(),
+            [*command, *args],
+            cwd=cwd,
+            env=dict(env) if env is not None else child_environ(),
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,

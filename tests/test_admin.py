@@ -57,7 +57,8 @@ def test_health(client: TestClient, clock: ManualClock) -> None:
     assert health["predictions"] == 1
     assert health["seed"] == 0
     assert health["time_scale"] == 1.0
-    assert health["clock"] == {"mode": "time", "now": "2024-01-01T00:00:00.000000Z"}
+    # The mode follows the injected clock (a ManualClock).
+    assert health["clock"] == {"mode": "manual", "now": "2024-01-01T00:00:00.000000Z"}
 
 
 def test_admin_api_is_open_without_admin_token(app: Starlette) -> None:

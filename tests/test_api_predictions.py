@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -247,6 +248,120 @@ def test_list_pagination(client: TestClient, prefix: str) -> None:
     assert second["previous"] is not None
     back = client.get(second["previous"]).json()
     assert [p["id"] for p in back["results"]] == [p["id"] for p in first["results"]]
+
+
+def created_at(client: TestClient, clock: ManualClock, hours: list[float]) -> list[dict[str, Any]]:
+    """One prediction created at each offset (hours from now, increasing) of the manual clock."""
+    start = clock.now()
+    made = []
+    for h in hours:
+        clock.set(start + timedelta(hours=h))
+        made.append(create(client, prompt=f"at {h}"))
+    return made
+
+
+def listed_ids(client: TestClient, prefix: str = "/v1", **params: str) -> list[str]:
+    r = client.get(f"{prefix}/predictions", params=params)
+    assert r.status_code == 200, r.text
+    return [p["id"] for p in r.json()["results"]]
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_list_created_after_is_inclusive_and_created_before_exclusive(
+    client: TestClient, clock: ManualClock, prefix: str
+) -> None:
+    a, b, c = created_at(client, clock, [0, 1, 2])
+    assert listed_ids(client, prefix, created_after=b["created_at"]) == [c["id"], b["id"]]
+    assert listed_ids(client, prefix, created_before=b["created_at"]) == [a["id"]]
+    window = {"created_after": a["created_at"], "created_before": c["created_at"]}
+    assert listed_ids(client, prefix, **window) == [b["id"], a["id"]]
+    assert (
+        listed_ids(client, prefix, created_after=c["created_at"], created_before=a["created_at"])
+        == []
+    )
+
+
+def test_list_window_accepts_offsets_as_the_official_client_sends_them(
+    client: TestClient, clock: ManualClock
+) -> None:
+    """The Stainless client sends `datetime.isoformat()`: `+00:00`, or any other offset."""
+    a, b = created_at(client, clock, [0, 1])
+    instant = datetime.fromisoformat(b["created_at"].replace("Z", "+00:00"))
+    forms = [
+        instant.isoformat(),  # 2024-01-01T01:00:00+00:00
+        instant.astimezone(timezone(timedelta(hours=5, minutes=30))).isoformat(),
+        instant.astimezone(timezone(timedelta(hours=-8))).isoformat(),
+        b["created_at"].replace("T", "t").replace("Z", "z"),
+    ]
+    for form in forms:
+        assert listed_ids(client, created_after=form) == [b["id"]], form
+        assert listed_ids(client, created_before=form) == [a["id"]], form
+
+
+def test_list_window_sub_microsecond_bounds(client: TestClient, clock: ManualClock) -> None:
+    (a,) = created_at(client, clock, [0])
+    at = a["created_at"].removesuffix("Z")
+    assert listed_ids(client, created_after=f"{at}0001Z") == []  # a nanosecond later
+    assert listed_ids(client, created_before=f"{at}0001Z") == [a["id"]]
+    assert listed_ids(client, created_after=f"{at}000Z") == [a["id"]]
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_list_pages_keep_the_window(client: TestClient, clock: ManualClock, prefix: str) -> None:
+    start = clock.now()
+    ids = []
+    for i in range(260):
+        clock.set(start + timedelta(seconds=i))
+        ids.append(create(client, prefix=prefix)["id"])
+    after = (start + timedelta(seconds=20)).isoformat()  # with `+00:00`
+    before = (start + timedelta(seconds=240)).isoformat().replace("+00:00", "Z")
+    wanted = ids[20:240][::-1]
+    first = client.get(
+        f"{prefix}/predictions", params={"created_after": after, "created_before": before}
+    ).json()
+    assert first["previous"] is None
+    query = parse_qs(urlsplit(first["next"]).query)
+    assert query["created_after"] == [after]
+    assert query["created_before"] == [before]
+    second = client.get(first["next"]).json()
+    third = client.get(second["next"]).json()
+    assert third["next"] is None
+    seen = [p["id"] for page in (first, second, third) for p in page["results"]]
+    assert seen == wanted
+    back = client.get(second["previous"]).json()
+    assert [p["id"] for p in back["results"]] == [p["id"] for p in first["results"]]
+    assert parse_qs(urlsplit(back["next"]).query)["created_after"] == [after]
+    assert back["previous"] is None
+
+
+@pytest.mark.parametrize("name", ["created_after", "created_before"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "yesterday",
+        "2025-01-01",
+        "2025-01-01T00:00:00",  # no offset
+        "2025-01-01 00:00:00Z",
+        "2025-02-30T00:00:00Z",
+        "2025-01-01T25:00:00Z",
+        "2025-01-01T00:00:00+24:00",
+        "1735689600",
+        "",
+    ],
+)
+def test_list_bad_window_is_400_naming_it(client: TestClient, name: str, value: str) -> None:
+    r = client.get("/v1/predictions", params={name: value})
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert name in r.json()["detail"]
+
+
+@pytest.mark.parametrize("query", ["page=2", "limit=5&foo=bar", "source=web", "cursor2=b1"])
+def test_list_ignores_unknown_query_parameters(client: TestClient, query: str) -> None:
+    made = create(client)
+    r = client.get(f"/v1/predictions?{query}")
+    assert r.status_code == 200, r.text
+    assert [p["id"] for p in r.json()["results"]] == [made["id"]]
 
 
 @pytest.mark.parametrize("cursor", ["!!!", "bm90LWEtY3Vyc29y", "Yjow", "YTotMQ", "é"])

@@ -241,6 +241,101 @@ def test_every_problem_listed(client: TestClient) -> None:
     assert r.json()["detail"].count("\n") == 3
 
 
+def problems_of(response: Any) -> list[tuple[str, str]]:
+    """(field, type) of every listed problem, after checking `detail` has one line for each."""
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["title"] == "Input validation failed"
+    listed = body["invalid_fields"]
+    lines = [f"- {p['field'] or '(root)'}: {p['description']}\n" for p in listed]
+    assert body["detail"] == "".join(lines)
+    return [(p["field"], p["type"]) for p in listed]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "expected"),
+    [
+        pytest.param(
+            SCHNELL,
+            {"input": {"prompt": 5, "aspect_ratio": "7:3", "num_outputs": 9}},
+            [
+                ("input.aspect_ratio", "enum"),
+                ("input.num_outputs", "number_lte"),
+                ("input.prompt", "invalid_type"),  # both schemas find it: listed once
+            ],
+            id="model-and-body-schema",
+        ),
+        pytest.param(
+            SCHNELL,
+            {"input": {"aspect_ratio": "7:3"}},
+            [("input", "required"), ("input.aspect_ratio", "enum")],
+            id="missing-prompt-and-bad-enum",
+        ),
+        pytest.param(
+            SCHNELL,
+            {
+                "input": {"prompt": 5, "num_outputs": 0, "output_quality": 101},
+                "model": "black-forest-labs/flux-schnell",
+                "webhook": "not a url",
+                "webhook_events_filter": ["start", "finish"],
+            },
+            [
+                ("", "additional_property_not_allowed"),
+                ("input.num_outputs", "number_gte"),
+                ("input.output_quality", "number_lte"),
+                ("input.prompt", "invalid_type"),
+                ("webhook", "format"),
+                ("webhook_events_filter.1", "enum"),
+            ],
+            id="body-level-problems-alongside",
+        ),
+        pytest.param(
+            SCHNELL,
+            {"input": "a cat", "extra": 1, "stream": "yes"},
+            [
+                ("", "additional_property_not_allowed"),
+                ("input", "invalid_type"),
+                ("stream", "invalid_type"),
+            ],
+            id="input-not-an-object",
+        ),
+        pytest.param(
+            SCHNELL,
+            {"webhook": "https://example.com/hook", "version": "x"},
+            [("", "additional_property_not_allowed"), ("", "required")],
+            id="input-missing",
+        ),
+        pytest.param(
+            BY_VERSION,
+            {
+                "version": "black-forest-labs/flux-schnell",
+                "input": {"prompt": None, "num_outputs": 9},
+                "x": 1,
+            },
+            [
+                ("", "additional_property_not_allowed"),
+                ("input.num_outputs", "number_lte"),
+                ("input.prompt", "invalid_type"),
+            ],
+            id="by-version",
+        ),
+        pytest.param(
+            BY_VERSION,
+            {"input": {"prompt": 5}, "webhook": "nope"},
+            [("", "required"), ("input.prompt", "invalid_type"), ("webhook", "format")],
+            id="by-version-without-version",
+        ),
+    ],
+)
+def test_every_problem_of_every_schema_listed_once(
+    client: TestClient, path: str, body: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    first = client.post(path, json=body)
+    assert problems_of(first) == expected
+    assert client.post(path, json=body).json() == first.json()  # the same order every time
+    assert client.get("/v1/predictions").json()["results"] == []
+
+
 def test_delete_allow_header(client: TestClient) -> None:
     r = client.delete(f"/v1/predictions/{VALID_ID}")
     assert r.status_code == 405

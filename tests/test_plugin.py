@@ -52,6 +52,10 @@ def test_manual_clock_moves_only_when_told(pytester: pytest.Pytester) -> None:
     result = run(
         pytester,
         """
+MANUAL = pytest.mark.mock_server(clock="manual")
+
+
+@MANUAL
 def test_lifecycle(mock_server):
     p = create(mock_server)
     assert p["status"] == "starting"
@@ -66,6 +70,7 @@ def test_lifecycle(mock_server):
     assert p["output"][0].startswith(mock_server.url)
 
 
+@MANUAL
 def test_set_time(mock_server):
     mock_server.set_time(datetime(2030, 5, 1, tzinfo=UTC))
     assert create(mock_server)["created_at"].startswith("2030-05-01T00:00:00")
@@ -138,7 +143,7 @@ def test_seed_0_again(mock_server):
     assert create(mock_server)["id"] == IDS[0]
 
 
-@pytest.mark.mock_server(scenarios=BOOM)
+@pytest.mark.mock_server(clock="manual", scenarios=BOOM)
 def test_scenario(mock_server):
     bad, good = create(mock_server, "boom boom"), create(mock_server, "a cat")
     mock_server.advance(60)
@@ -147,6 +152,7 @@ def test_scenario(mock_server):
     assert good["status"] == "succeeded"
 
 
+@pytest.mark.mock_server(clock="manual")
 def test_scenario_gone_after_reset(mock_server):
     p = create(mock_server, "boom")
     mock_server.advance(60)
@@ -171,6 +177,7 @@ def test_helpers_and_official_client(pytester: pytest.Pytester) -> None:
 import replicate
 
 
+@pytest.mark.mock_server(clock="manual")
 def test_finish_and_journal(mock_server):
     a, b = create(mock_server, "one"), create(mock_server, "two")
     failed = mock_server.finish(a["id"], "fail", error="x")
@@ -214,6 +221,7 @@ def test_in_process_app_and_client(pytester: pytest.Pytester) -> None:
     result = run(
         pytester,
         """
+@pytest.mark.mock_server(clock="manual")
 def test_client(mock_app, mock_client):
     r = mock_client.post("/v1" + DEV, json={"input": {"prompt": "a cat"}})
     assert r.json()["created_at"].startswith("2024-01-01T00:00:00")
@@ -277,7 +285,7 @@ from mock_server import Settings
 
 @pytest.fixture(scope="session")
 def mock_server_settings():
-    return Settings(port=0, clock="manual", api_tokens=("r8_custom",), admin_token="adm")
+    return Settings(port=0, api_tokens=("r8_custom",), admin_token="adm")
 """
     )
     result = run(
@@ -305,11 +313,125 @@ def test_readme_plugin_example_runs(pytester: pytest.Pytester) -> None:
     section = readme.split("### pytest plugin", 1)[1]
     snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
     pytester.makepyfile(snippet)
-    result = pytester.runpytest(
-        "--strict-markers",
-        "-p",
-        "no:cacheprovider",
-        "-W",
-        "ignore::pytest.PytestAssertRewriteWarning",
+    result = pytester.runpytest_subprocess(
+        "--strict-markers", "-p", "no:cacheprovider", "-W", "error"
+    )
+    result.assert_outcomes(passed=3)
+
+
+# A user's first test: the official client, no marker, no configuration.
+FIRST_TEST = """
+import replicate
+
+
+def test_first(mock_server):
+    output = replicate.run("black-forest-labs/flux-schnell", input={"prompt": "x"})
+    assert len(output) == 1 and output[0].startswith(mock_server.url + "/delivery/")
+    model = replicate.run("black-forest-labs/flux-2-flex", input={"prompt": "slowest model"})
+    assert model.startswith(mock_server.url)
+"""
+
+
+def test_the_first_obvious_test_passes_with_no_configuration(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_first=FIRST_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error", timeout=60)
+    result.assert_outcomes(passed=1)
+
+
+def test_a_client_waiting_on_a_manual_clock_fails_naming_the_fix(
+    pytester: pytest.Pytester,
+) -> None:
+    """`replicate.run` on a manual clock nobody moves: the sync create is told after the stall
+    timeout (the default 5 s here), and so is a client polling with `prediction.wait()` (0.5 s,
+    from a sub-folder's settings)."""
+    pytester.makepyfile(
+        test_waits="""
+import pytest
+import replicate
+
+
+@pytest.mark.mock_server(clock="manual")
+def test_run(mock_server):
+    replicate.run("black-forest-labs/flux-schnell", input={"prompt": "x"})
+"""
+    )
+    polls = pytester.mkpydir("polls")
+    (polls / "conftest.py").write_text(
+        """
+from dataclasses import replace
+
+import pytest
+from mock_server.pytest_plugin import DEFAULT_SETTINGS
+
+
+@pytest.fixture(scope="session")
+def mock_server_settings():
+    return replace(DEFAULT_SETTINGS, clock_stall_timeout=0.5)
+"""
+    )
+    (polls / "test_polls.py").write_text(
+        """
+import pytest
+import replicate
+
+
+@pytest.mark.mock_server(clock="manual")
+def test_wait(mock_server):
+    p = replicate.models.predictions.create(
+        model="black-forest-labs/flux-schnell", input={"prompt": "x"}
+    )
+    assert p.status == "starting"
+    p.reload()  # reading a running prediction is fine
+    mock_server.advance(0.25)  # the clock moved: the wait starts over
+    p.wait()
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error", timeout=60)
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    assert out.count("title: Manual clock not moving") == 2
+    assert "not moved for 5 s, so it would wait forever. Move the clock (mock_server.advance" in out
+    assert "not moved for 0.5 s" in out
+
+
+def test_a_sub_folders_settings_get_their_own_live_server(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_root="""
+def test_root(mock_server):
+    assert mock_server.token == "r8_mock_server_pytest"
+    with open("urls.txt", "a") as f:
+        f.write("root " + mock_server.url + "\\n")
+"""
+    )
+    custom = pytester.mkpydir("custom")
+    (custom / "conftest.py").write_text(
+        """
+import pytest
+from mock_server import Settings
+
+
+@pytest.fixture(scope="session")
+def mock_server_settings():
+    return Settings(port=0, api_tokens=("r8_custom",), time_scale=0)
+"""
+    )
+    (custom / "test_custom.py").write_text(
+        """
+import httpx
+
+
+def test_custom(mock_server):
+    assert mock_server.token == "r8_custom"
+    r = httpx.get(mock_server.v1_url + "/predictions", headers={"Authorization": "Bearer other"})
+    assert r.status_code == 401  # the server runs with these settings, not the root's
+    assert httpx.get(mock_server.url + "/__admin/health").json()["time_scale"] == 0
+    with open("urls.txt", "a") as f:
+        f.write("custom " + mock_server.url + "\\n")
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-W", "error", "test_root.py", "custom", "test_root.py::test_root"
     )
     result.assert_outcomes(passed=2)
+    urls = dict(line.split() for line in (pytester.path / "urls.txt").read_text().splitlines())
+    assert urls["root"] != urls["custom"]

@@ -1,5 +1,5 @@
 """Scenarios: the built-ins through `X-Mock-Scenario`, rules matched by model, prompt, token, route
-and method, `times`, and `fixtures/scenarios.yaml`. In process, on the manual clock.
+and method, `times`, and a `--scenarios` file. In process, on the manual clock.
 
 Forced HTTP errors (429, 500, 503) are whatever the scenario says, not part of the API's contract,
 so those responses are read with `raw`, a client without the openapi.yaml check.
@@ -7,7 +7,6 @@ so those responses are read with `raw`, a client without the openapi.yaml check.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -365,26 +364,46 @@ def test_absurd_timing_is_refused(client: TestClient) -> None:
 # ----------------------------------------------------------------------------- scenarios.yaml
 
 
-def test_the_bundled_example_rules(client: TestClient, clock: ManualClock) -> None:
-    rules = {r["name"]: r for r in client.get("/__admin/scenarios").json()["scenarios"]}
-    examples = [r for r in rules.values() if not r["builtin"]]
-    assert examples, "fixtures/scenarios.yaml has example rules"
-    failing = post(client, SCHNELL, prompt="fail me please")
-    slow = post(client, "/v1/models/black-forest-labs/flux-2-max/predictions", prompt="slow fox")
-    clock.advance(30)  # flux-2-max: 16 s normally, five times that here
-    assert read(client, failing)["status"] == "failed"
-    assert read(client, slow)["status"] == "processing"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "scenarios.yaml"
+
+
+def test_a_default_server_has_only_the_builtins(client: TestClient, clock: ManualClock) -> None:
+    rules = client.get("/__admin/scenarios").json()["scenarios"]
+    assert rules
+    assert all(rule["builtin"] for rule in rules)
+    p = post(client, SCHNELL, prompt="fail me please")
+    clock.advance(30)
+    assert read(client, p)["status"] == "succeeded"
+
+
+def test_the_example_rules_load_with_scenarios_path() -> None:
+    app = create_app(Settings(scenarios_path=EXAMPLES), clock=ManualClock())
+    with TestClient(app, raise_server_exceptions=False, headers=AUTH) as raw:
+        rules = {r["name"]: r for r in raw.get("/__admin/scenarios").json()["scenarios"]}
+        assert [n for n, r in rules.items() if not r["builtin"]] == [
+            "example-fail-me",
+            "example-slow-flux-2-max",
+            "example-throttled-token",
+        ]
+        failing = post(raw, SCHNELL, prompt="fail me please")
+        slow = post(raw, "/v1/models/black-forest-labs/flux-2-max/predictions", prompt="slow fox")
+        app.state.ctx.clock.advance(30)  # flux-2-max: 16 s normally, five times that here
+        assert read(raw, failing)["status"] == "failed"
+        assert read(raw, slow)["status"] == "processing"
+
+
+def test_the_cli_prints_the_example_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["example-scenarios"]) == 0
+    assert capsys.readouterr().out == EXAMPLES.read_text(encoding="utf-8")
 
 
 @pytest.fixture
-def fixtures_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "fixtures"
-    shutil.copytree(Settings().fixtures_dir, target)
-    return target
+def scenarios_file(tmp_path: Path) -> Path:
+    return tmp_path / "scenarios.yaml"
 
 
-def test_rules_load_from_scenarios_yaml(fixtures_copy: Path) -> None:
-    (fixtures_copy / "scenarios.yaml").write_text(
+def test_rules_load_from_scenarios_yaml(scenarios_file: Path) -> None:
+    scenarios_file.write_text(
         "# a comment\n"
         "scenarios:\n"
         "  - name: throttle-schnell\n"
@@ -396,7 +415,7 @@ def test_rules_load_from_scenarios_yaml(fixtures_copy: Path) -> None:
         "      body: {detail: slow down, status: 429}\n"
         "    times: 2\n"
     )
-    app = create_app(Settings(fixtures_dir=fixtures_copy), clock=ManualClock())
+    app = create_app(Settings(scenarios_path=scenarios_file), clock=ManualClock())
     with TestClient(app, raise_server_exceptions=False, headers=AUTH) as raw:
         listed = {r["name"]: r for r in raw.get("/__admin/scenarios").json()["scenarios"]}
         assert listed["throttle-schnell"]["builtin"] is False
@@ -413,11 +432,9 @@ def test_rules_load_from_scenarios_yaml(fixtures_copy: Path) -> None:
         assert raw.post(SCHNELL, json={"input": {"prompt": "x"}}).status_code == 429
 
 
-def test_no_scenarios_yaml_is_no_rules(fixtures_copy: Path) -> None:
-    (fixtures_copy / "scenarios.yaml").unlink(missing_ok=True)
-    app = create_app(Settings(fixtures_dir=fixtures_copy), clock=ManualClock())
-    rules = app.state.ctx.scenarios.rules.values()
-    assert all(rule.builtin for rule in rules)
+def test_a_missing_scenarios_file_stops_the_app(scenarios_file: Path) -> None:
+    with pytest.raises(ScenarioError, match="cannot read"):
+        create_app(Settings(scenarios_path=scenarios_file))
 
 
 @pytest.mark.parametrize(
@@ -440,25 +457,24 @@ def test_no_scenarios_yaml_is_no_rules(fixtures_copy: Path) -> None:
         ),
         pytest.param("scenarios:\n  - description: no name\n", "scenarios[0]", id="no-name"),
         pytest.param("scenarios: {name: x}\n", "scenarios", id="not-a-list"),
-        pytest.param("scenarios: [unclosed\n", "cannot read YAML", id="bad-yaml"),
+        pytest.param("scenarios: [unclosed\n", "cannot read", id="bad-yaml"),
     ],
 )
 def test_a_bad_scenarios_yaml_stops_the_app_naming_the_field(
-    fixtures_copy: Path, text: str, field: str
+    scenarios_file: Path, text: str, field: str
 ) -> None:
-    path = fixtures_copy / "scenarios.yaml"
-    path.write_text(text)
+    scenarios_file.write_text(text)
     with pytest.raises(ScenarioError) as info:
-        create_app(Settings(fixtures_dir=fixtures_copy))
-    assert str(path) in str(info.value)
+        create_app(Settings(scenarios_path=scenarios_file))
+    assert str(scenarios_file) in str(info.value)
     assert field in str(info.value)
 
 
 def test_mock_server_check_reports_a_bad_scenarios_yaml(
-    fixtures_copy: Path, capsys: pytest.CaptureFixture[str]
+    scenarios_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (fixtures_copy / "scenarios.yaml").write_text("scenarios:\n  - name: x\n    times: 0\n")
-    assert cli.check(Settings(fixtures_dir=fixtures_copy)) == 1
+    scenarios_file.write_text("scenarios:\n  - name: x\n    times: 0\n")
+    assert cli.main(["check", "--scenarios", str(scenarios_file)]) == 1
     err = capsys.readouterr().err
     assert "scenarios.yaml: scenarios[0]: times" in err
     assert "Traceback" not in err

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mock_server import ids
+from mock_server import ids, rfc3339
 from mock_server.context import AppContext, Call
 from mock_server.errors import BadRequest, InvalidVersion, NotFound
 from mock_server.fixtures import ModelFixture
-from mock_server.headers import cancel_after_seconds, wait_seconds
+from mock_server.headers import cancel_after_seconds, prefer_wait
 from mock_server.lifecycle import State, end_of
 from mock_server.models import Prediction, Status
 from mock_server.responses import api_prefix, created_status, json_response
 from mock_server.scenarios import apply_http, apply_to_prediction
 from mock_server.sizes import output_size
 from mock_server.timeline import ClockMode
-from mock_server.validation import check, read_json_object
+from mock_server.validation import problems, raise_problems, read_json_object
 from mock_server.views import prediction_json
 
 PAGE_SIZE = 100
@@ -31,7 +33,8 @@ _IMAGE_FORMATS = ("webp", "jpg", "png")
 async def create_prediction(request: Request, call: Call) -> Response:
     c = call.ctx
     fixture = c.model(request.path_params["model_owner"], request.path_params["model_name"])
-    body = await _body(request, call)
+    body = await read_json_object(request, c.settings.max_body_bytes)
+    _validate(call, body, fixture)
     return await _create(request, c, call.owner, fixture, body)
 
 
@@ -40,24 +43,22 @@ async def create_prediction_by_version(request: Request, call: Call) -> Response
     body = await read_json_object(request, c.settings.max_body_bytes)
     version = body.get("version")
     if not isinstance(version, str):
-        _check_body(call, body)  # names the missing or mistyped `version`
+        _validate(call, body, None)  # names the missing or mistyped `version`
         raise InvalidVersion()
     # An unknown version is Replicate's own 422, not a schema problem (the spec lists the enum).
     fixture = _resolve_version(c, version)
-    _check_body(call, body)
+    _validate(call, body, fixture)
     del body["version"]
     return await _create(request, c, call.owner, fixture, body)
 
 
-async def _body(request: Request, call: Call) -> dict[str, Any]:
-    body = await read_json_object(request, call.ctx.settings.max_body_bytes)
-    _check_body(call, body)
-    return body
-
-
-def _check_body(call: Call, body: dict[str, Any]) -> None:
-    if call.op.body is not None:
-        check(call.op.body, body, "")
+def _validate(call: Call, body: dict[str, Any], fixture: ModelFixture | None) -> None:
+    """One 422 naming every problem, as Replicate does: the model's own input schema (when
+    `input` is an object) and the spec's body schema (top-level keys, `input`, `webhook`...)."""
+    inp = body.get("input")
+    own = problems(fixture.validator, inp, "input") if fixture and isinstance(inp, dict) else []
+    general = problems(call.op.body, body, "") if call.op.body is not None else []
+    raise_problems(own, general)
 
 
 def _resolve_version(c: AppContext, ref: str) -> ModelFixture:
@@ -76,8 +77,7 @@ async def _create(
     request: Request, c: AppContext, owner: str, fixture: ModelFixture, body: dict[str, Any]
 ) -> Response:
     inp = body["input"]
-    check(fixture.validator, inp, "input")
-    wait = wait_seconds(request.headers.get("prefer"))
+    wait = prefer_wait(request.headers.getlist("prefer"))
     cancel_after = cancel_after_seconds(request.headers.get("cancel-after"))
     prompt = inp.get("prompt") if isinstance(inp.get("prompt"), str) else None
     scenarios = c.scenarios_for(request, "createPrediction", fixture.ref, prompt)
@@ -93,8 +93,8 @@ async def _create(
     # Without `Prefer: wait` a create answers `starting` whatever the timing, as the real API does.
     state = State(Status.STARTING, None, None, 0.0)
     if wait is not None:
-        state = await _wait(c, p, wait)
-        headers["Preference-Applied"] = request.headers["prefer"].strip()
+        state = await _wait(c, p, wait.seconds)
+        headers["Preference-Applied"] = wait.applied()
     data = prediction_json(p, state, fixture, base=base, prefix=prefix)
     return json_response(data, created_status(prefix), headers=headers)
 
@@ -108,9 +108,17 @@ async def _wait(c: AppContext, p: Prediction, seconds: int) -> State:
         p.reads = 2  # waiting is polling to the end
         c.store.save(p)
     else:
-        end, _ = end_of(p)
-        until = min(end, p.created_at + timedelta(seconds=seconds))
-        await c.clock.sleep_until(until, limit=seconds)
+        # Wait on the condition, not on one sleep: a clock may wake early, and the end may move
+        # (a cancel, a forced end). `seconds` bounds it on the clock and in real time.
+        limit = p.created_at + timedelta(seconds=seconds)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + seconds
+        while not c.state(p).status.terminal and c.clock.now() < limit:
+            remaining = give_up - loop.time()
+            if remaining <= 0:
+                break
+            end, _ = end_of(p)
+            await c.stall.sleep_until(min(end, limit), limit=remaining)
     state = c.state(p)
     return state if state.status.terminal else State(Status.STARTING, None, None, 0.0)
 
@@ -164,6 +172,8 @@ async def get_prediction(request: Request, call: Call) -> Response:
     p = _own(request, c, call.owner)
     if c.timeline.read(p):
         c.store.save(p)
+    if c.stall.active:  # a client polling a manual clock nobody moves is told so
+        c.stall.read(p.id, running=not c.state(p).status.terminal)
     return json_response(_show(request, c, p))
 
 
@@ -178,6 +188,7 @@ async def cancel_prediction(request: Request, call: Call) -> Response:
 
 
 _CURSOR = re.compile(r"^([ab])([0-9]{1,18})$")
+_WINDOW = ("created_after", "created_before")
 
 
 def _parse_cursor(cursor: str) -> tuple[int | None, int | None]:
@@ -189,18 +200,48 @@ def _parse_cursor(cursor: str) -> tuple[int | None, int | None]:
     return (value, None) if match.group(1) == "b" else (None, value)
 
 
+def _parse_window(request: Request) -> dict[str, datetime]:
+    """`created_after` (inclusive) and `created_before` (exclusive), as instants."""
+    window: dict[str, datetime] = {}
+    for name in _WINDOW:
+        text = request.query_params.get(name)
+        if text is not None:
+            try:
+                window[name] = rfc3339.parse(text)
+            except ValueError:
+                raise BadRequest(
+                    f"Invalid query parameter `{name}`: {text[:100]!r}. Use an RFC 3339 "
+                    "date-time such as 2025-01-01T00:00:00Z."
+                ) from None
+    return window
+
+
 async def list_predictions(request: Request, call: Call) -> Response:
-    """The caller's predictions, newest first, 100 a page, with absolute next/previous URLs."""
+    """The caller's predictions, newest first, 100 a page, with absolute next/previous URLs
+    that keep the time window."""
     c, owner = call.ctx, call.owner
     cursor = request.query_params.get("cursor")
     before, after = _parse_cursor(cursor) if cursor else (None, None)
-    page = c.store.page(owner, before=before, after=after, limit=PAGE_SIZE)
+    window = _parse_window(request)
+    page = c.store.page(
+        owner,
+        before=before,
+        after=after,
+        limit=PAGE_SIZE,
+        created_after=window.get("created_after"),
+        created_before=window.get("created_before"),
+    )
     prefix = api_prefix(request.scope["path"])
     here = f"{c.public_base(request)}{prefix}/predictions"
+    kept = [(name, request.query_params[name]) for name in _WINDOW if name in window]
+
+    def link(position: str) -> str:
+        return f"{here}?{urlencode([('cursor', position), *kept], safe=':')}"
+
     return json_response(
         {
-            "next": f"{here}?cursor=b{page.next_before}" if page.next_before else None,
-            "previous": f"{here}?cursor=a{page.previous_after}" if page.previous_after else None,
+            "next": link(f"b{page.next_before}") if page.next_before else None,
+            "previous": link(f"a{page.previous_after}") if page.previous_after else None,
             "results": [_show(request, c, p) for p in page.results],
         }
     )
