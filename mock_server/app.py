@@ -59,6 +59,17 @@ API: list[tuple[str, str, Handler, str]] = [
         models.get_model_version,
         "getModelVersion",
     ),
+    (
+        "/models/{model_owner}/{model_name}/versions",
+        "GET",
+        models.list_model_versions,
+        "listModelVersions",
+    ),
+    ("/models", "GET", models.list_models, "listModels"),
+    ("/account", "GET", models.get_account, "getAccount"),
+    ("/hardware", "GET", models.list_hardware, "listHardware"),
+    ("/collections", "GET", models.list_collections, "listCollections"),
+    ("/collections/{collection_slug}", "GET", models.get_collection, "getCollection"),
 ]
 # Outside the prefixes.
 OTHER: list[tuple[str, str, Handler, str]] = [
