@@ -124,6 +124,8 @@ def bind(context: AppContext, operation_id: str, handler: Handler) -> Endpoint:
             op.check_headers(request.headers)
         if scenarios:
             await apply_http(context.scenarios_for(request, route))
+        if context.rate_limiter is not None and op.secured and not is_admin:
+            context.rate_limiter.take(owner, "create" if route in CREATES else "other")
         return await handler(request, Call(context, op, owner))
 
     endpoint.__name__ = handler.__name__

@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="multiply every model's timing (default 1.0; 0 finishes at once)",
     )
     parser.add_argument(
+        "--rate-limits",
+        choices=["off", "real"],
+        dest="rate_limits",
+        help="real: the real service's per-token limits (600 creates and 3000 other requests a "
+        "minute, bursts of 100 and 500), 429 with Retry-After past them (default off)",
+    )
+    parser.add_argument(
         "--clock-stall-timeout",
         type=float,
         dest="clock_stall_timeout",

@@ -12,6 +12,7 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "MOCK_SERVER_"
 CLOCK_MODES = ("time", "polls", "manual")
+RATE_LIMITS = ("off", "real")
 MAX_TIME_SCALE = 1000.0  # beyond it, timings overflow date arithmetic
 
 
@@ -37,6 +38,7 @@ class Settings:
     seed: int = 0
     clock: str = "time"  # time | polls | manual (see timeline.py)
     time_scale: float = 1.0
+    rate_limits: str = "off"  # off | real: the real service's per-token limits (ratelimit.py)
     # Manual clock only: a create held by `Prefer: wait`, or a client polling a running
     # prediction, for this many real seconds while nobody moves the clock gets a 409 saying so.
     clock_stall_timeout: float | None = None
@@ -59,6 +61,10 @@ class Settings:
         if not 0 <= self.time_scale <= MAX_TIME_SCALE:
             raise SettingsError(
                 f"time_scale must be 0 to {MAX_TIME_SCALE:g}, not {self.time_scale}"
+            )
+        if self.rate_limits not in RATE_LIMITS:
+            raise SettingsError(
+                f"rate_limits must be one of {', '.join(RATE_LIMITS)}, not {self.rate_limits!r}"
             )
         if self.clock_stall_timeout is not None and not self.clock_stall_timeout > 0:
             raise SettingsError(

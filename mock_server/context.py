@@ -16,6 +16,7 @@ from mock_server.journal import Journal
 from mock_server.lifecycle import State, state_at
 from mock_server.models import Prediction
 from mock_server.operations import Operation, build_operations
+from mock_server.ratelimit import RateLimiter
 from mock_server.scenarios import HEADER, RequestFacts, Scenario, ScenarioBook
 from mock_server.spec import Spec
 from mock_server.store import PredictionStore
@@ -40,6 +41,7 @@ class AppContext:
         self.operations = build_operations(self.spec)
         self.timeline = Timeline(self.clock, ClockMode(self.settings.clock))
         self.stall = StallGuard(self.clock, self.settings.clock_stall_timeout)
+        self.rate_limiter = RateLimiter() if self.settings.rate_limits == "real" else None
 
     def reset(self, **changes: object) -> None:
         """Forget every prediction, journal entry and run-time scenario (pytest-httpserver's
@@ -49,6 +51,8 @@ class AppContext:
         self.journal.clear()
         self.scenarios.reset()
         self.images.clear()
+        if self.rate_limiter is not None:
+            self.rate_limiter.reset()
         self.settings = settings
         mode = ClockMode(self.settings.clock)
         if "clock" in changes:
