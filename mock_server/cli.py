@@ -151,6 +151,9 @@ def serve(settings: Settings) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((settings.host, settings.port))
+        # Listen before saying so: a client that reads the URL connects at once (connections wait
+        # in the backlog until uvicorn accepts them, instead of being refused).
+        sock.listen(2048)
     except OSError as exc:
         sys.stderr.write(f"mock-server: cannot listen on {settings.host}:{settings.port}: {exc}\n")
         return 1
