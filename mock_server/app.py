@@ -22,7 +22,7 @@ from mock_server.fixtures import load_fixtures
 from mock_server.image_cache import ImageCache
 from mock_server.journal import JournalMiddleware
 from mock_server.responses import COMET_PREFIX, REPLICATE_PREFIX
-from mock_server.routes import admin, files, models, predictions, stream
+from mock_server.routes import admin, files, models, predictions, stream, uploads, webhooks
 from mock_server.scenarios import (
     ScenarioBook,
     apply_http,
@@ -70,6 +70,12 @@ API: list[tuple[str, str, Handler, str]] = [
     ("/hardware", "GET", models.list_hardware, "listHardware"),
     ("/collections", "GET", models.list_collections, "listCollections"),
     ("/collections/{collection_slug}", "GET", models.get_collection, "getCollection"),
+    ("/webhooks/default/secret", "GET", webhooks.get_default_secret, "getDefaultWebhookSecret"),
+    ("/files", "POST", uploads.create_file, "createFile"),
+    ("/files", "GET", uploads.list_files, "listFiles"),
+    ("/files/{file_id}", "GET", uploads.get_file, "getFile"),
+    ("/files/{file_id}", "DELETE", uploads.delete_file, "deleteFile"),
+    ("/files/{file_id}/download", "GET", uploads.download_file, "downloadFile"),
 ]
 # Outside the prefixes.
 OTHER: list[tuple[str, str, Handler, str]] = [
@@ -90,6 +96,7 @@ ADMIN: list[tuple[str, str, Handler, str]] = [
     ("/__admin/scenarios", "POST", admin.add_scenario, "adminAddScenario"),
     ("/__admin/scenarios/{name}", "DELETE", admin.remove_scenario, "adminRemoveScenario"),
     ("/__admin/predictions", "GET", admin.list_all_predictions, "adminListPredictions"),
+    ("/__admin/webhooks", "GET", webhooks.list_webhook_attempts, "adminListWebhooks"),
     (
         "/__admin/predictions/{prediction_id}/{action}",
         "POST",

@@ -7,9 +7,11 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from mock_server import tls
 from mock_server.config import Settings, SettingsError, bundled
 from mock_server.fixtures import FixtureError, load_fixtures
 from mock_server.scenarios import ScenarioError
@@ -46,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="multiply every model's timing (default 1.0; 0 finishes at once)",
     )
     parser.add_argument(
+        "--retention",
+        type=float,
+        dest="retention",
+        help="emulate data retention: this many seconds (on the server's clock) after a "
+        "prediction ends, its input, output and logs are removed (data_removed: true, output "
+        "files 404); the real API keeps API predictions' data about an hour (default: forever)",
+    )
+    parser.add_argument(
         "--rate-limits",
         choices=["off", "real"],
         dest="rate_limits",
@@ -77,10 +87,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="base URL for output and prediction URLs (default: the request's host)",
     )
     parser.add_argument(
+        "--output-urls",
+        choices=["http", "data"],
+        dest="output_urls",
+        help="http: outputs are file URLs (default); data: outputs are inline data: URIs, which "
+        "the official clients return as file objects (FileOutput)",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        default=None,
+        help="serve HTTPS with a certificate for 127.0.0.1/localhost from a local CA made at "
+        "start; the CA is written to --tls-ca-file for clients to trust",
+    )
+    parser.add_argument(
+        "--tls-ca-file",
+        dest="tls_ca_file",
+        help="where --tls writes its CA certificate (default <tempdir>/mock-server-ca.pem)",
+    )
+    parser.add_argument(
+        "--tls-cert", dest="tls_cert", help="serve HTTPS with this certificate (PEM) instead"
+    )
+    parser.add_argument(
+        "--tls-key", dest="tls_key", help="the key of --tls-cert (default: inside --tls-cert)"
+    )
+    parser.add_argument(
         "--api-token",
         dest="api_tokens",
         action="append",
         help="accept only this bearer token (repeatable; default: any token)",
+    )
+    parser.add_argument(
+        "--webhook-allow-host",
+        dest="webhook_allow_hosts",
+        action="append",
+        help="accept only webhooks to this host (repeatable; default: any host)",
     )
     parser.add_argument(
         "--admin-token",
@@ -89,6 +130,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-body-bytes", type=int, dest="max_body_bytes", help="request body limit"
+    )
+    parser.add_argument(
+        "--max-file-bytes",
+        type=int,
+        dest="max_file_bytes",
+        help="largest file POST /v1/files accepts (413 above; default 10 MiB), also the largest "
+        "input image --fetch-inputs reads",
+    )
+    parser.add_argument(
+        "--max-files",
+        type=int,
+        dest="max_files",
+        help="files one token may keep at once (409 above; default 1000)",
+    )
+    parser.add_argument(
+        "--fetch-inputs",
+        action="store_true",
+        default=None,
+        dest="fetch_inputs",
+        help="download http(s) input images that are not this server's own, so their size "
+        "drives the output; one that cannot be read fails the prediction (default: offline, "
+        "such an image's size is unknown)",
+    )
+    parser.add_argument(
+        "--fetch-timeout",
+        type=float,
+        dest="fetch_timeout",
+        help="seconds allowed for each --fetch-inputs download (default 10)",
     )
     parser.add_argument(
         "--access-log",
@@ -100,12 +169,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PATH_FLAGS = (
+    "fixtures_dir",
+    "spec_path",
+    "scenarios_path",
+    "tls_ca_file",
+    "tls_cert",
+    "tls_key",
+)
+
+
 def settings_from(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[str, Settings]:
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
-    if args.get("api_tokens"):
-        args["api_tokens"] = tuple(args["api_tokens"])
-    for key in ("fixtures_dir", "spec_path", "scenarios_path"):
+    for key in ("api_tokens", "webhook_allow_hosts"):
+        if args.get(key):
+            args[key] = tuple(args[key])
+    for key in PATH_FLAGS:
         if args.get(key):
             args[key] = Path(args[key])
     return command, Settings.from_env(environ, **args)
@@ -159,17 +239,26 @@ def serve(settings: Settings) -> int:
         return 1
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    sys.stdout.write(f"mock-server listening on http://{shown}:{port}\n")
-    sys.stdout.flush()
-    config = uvicorn.Config(
-        app,
-        http="httptools",
-        loop="uvloop",
-        access_log=settings.access_log,
-        log_level="info" if settings.access_log else "warning",
-        server_header=False,
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    # The server's key lives in a private folder only until uvicorn has loaded it.
+    with tempfile.TemporaryDirectory(prefix="mock-server-tls-") as keys:
+        try:
+            certs = tls.certificates(settings, Path(keys)) if settings.https else None
+        except tls.TlsError as exc:
+            sys.stderr.write(f"mock-server: {exc}\n")
+            return 1
+        sys.stdout.write(tls.listening(f"{shown}:{port}", certs))
+        sys.stdout.flush()
+        config = uvicorn.Config(
+            app,
+            http="httptools",
+            loop="uvloop",
+            access_log=settings.access_log,
+            log_level="info" if settings.access_log else "warning",
+            server_header=False,
+            ssl_certfile=certs.certfile if certs else None,
+            ssl_keyfile=certs.keyfile if certs else None,
+        )
+        uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "MOCK_SERVER_"
 CLOCK_MODES = ("time", "polls", "manual")
+OUTPUT_URLS = ("http", "data")
 RATE_LIMITS = ("off", "real")
 MAX_TIME_SCALE = 1000.0  # beyond it, timings overflow date arithmetic
 
@@ -38,6 +39,7 @@ class Settings:
     seed: int = 0
     clock: str = "time"  # time | polls | manual (see timeline.py)
     time_scale: float = 1.0
+    retention: float | None = None  # seconds after completion that input, output, logs are kept
     rate_limits: str = "off"  # off | real: the real service's per-token limits (ratelimit.py)
     # Manual clock only: a create held by `Prefer: wait`, or a client polling a running
     # prediction, for this many real seconds while nobody moves the clock gets a 409 saying so.
@@ -48,10 +50,35 @@ class Settings:
     public_url: str | None = None
     api_tokens: tuple[str, ...] = ()
     admin_token: str | None = None
+    # Hosts a create's `webhook` may name (422 otherwise); empty: any host.
+    webhook_allow_hosts: tuple[str, ...] = ()
     max_body_bytes: int = 10 * 1024 * 1024
     max_predictions: int = 200_000
     image_cache_bytes: int = 256 * 1024 * 1024
+    # Files API (uploads.py): the largest upload (and, with fetch_inputs, the largest input image
+    # fetched) and how many files one token may keep at once.
+    max_file_bytes: int = 10 * 1024 * 1024
+    max_files: int = 1000
+    # Fetch http(s) input images that are not this server's own (inputs.py). Off by default, the
+    # server stays offline: such an image's size is unknown and the model's fallback applies.
+    fetch_inputs: bool = False
+    fetch_timeout: float = 10.0
     access_log: bool = False
+    # How outputs appear: `http` file URLs, or `data` URIs inline (the official clients wrap only
+    # `https:` and `data:` outputs as file objects).
+    output_urls: str = "http"
+    # HTTPS: `tls` makes a local CA and a certificate for 127.0.0.1/localhost at start and writes
+    # the CA to `tls_ca_file` (default <tempdir>/mock-server-ca.pem); `tls_cert`/`tls_key` serve
+    # the user's own instead (see tls.py).
+    tls: bool = False
+    tls_ca_file: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @property
+    def https(self) -> bool:
+        """Whether the server listens with TLS (generated or the user's own certificate)."""
+        return self.tls or self.tls_cert is not None
 
     def __post_init__(self) -> None:
         if self.clock not in CLOCK_MODES:
@@ -66,12 +93,28 @@ class Settings:
             raise SettingsError(
                 f"rate_limits must be one of {', '.join(RATE_LIMITS)}, not {self.rate_limits!r}"
             )
+        if self.retention is not None and not self.retention > 0:
+            raise SettingsError(f"retention must be more than 0 seconds, not {self.retention}")
         if self.clock_stall_timeout is not None and not self.clock_stall_timeout > 0:
             raise SettingsError(
                 f"clock_stall_timeout must be more than 0, not {self.clock_stall_timeout}"
             )
+        for name in ("max_file_bytes", "max_files"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if not self.fetch_timeout > 0:
+            raise SettingsError(f"fetch_timeout must be more than 0, not {self.fetch_timeout}")
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port must be 0 to 65535, not {self.port}")
+        if self.output_urls not in OUTPUT_URLS:
+            raise SettingsError(f"output_urls must be http or data, not {self.output_urls!r}")
+        if self.tls_key is not None and self.tls_cert is None:
+            raise SettingsError("tls_key needs tls_cert (the certificate it belongs to)")
+        if self.tls_cert is not None and self.tls_ca_file is not None:
+            raise SettingsError(
+                "tls_ca_file is where --tls writes the CA it makes; with tls_cert, clients trust "
+                "the CA that signed your certificate"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: object) -> Settings:
@@ -90,21 +133,31 @@ class Settings:
 # Fields whose command-line flag has another name; both variables work, the flag's name wins.
 _FLAG_NAMES = {
     "api_tokens": "API_TOKEN",
+    "webhook_allow_hosts": "WEBHOOK_ALLOW_HOST",
     "fixtures_dir": "FIXTURES",
     "spec_path": "SPEC",
     "scenarios_path": "SCENARIOS",
 }
+_TLS_PATHS = ("tls_ca_file", "tls_cert", "tls_key")
 
 
 def _parse(name: str, raw: str) -> object:
-    if name in ("port", "seed", "max_body_bytes", "max_predictions", "image_cache_bytes"):
+    if name in (
+        "port",
+        "seed",
+        "max_body_bytes",
+        "max_predictions",
+        "image_cache_bytes",
+        "max_file_bytes",
+        "max_files",
+    ):
         return int(raw)
-    if name in ("time_scale", "clock_stall_timeout"):
+    if name in ("time_scale", "clock_stall_timeout", "fetch_timeout", "retention"):
         return float(raw)
-    if name in ("fixtures_dir", "spec_path", "scenarios_path"):
+    if name in ("fixtures_dir", "spec_path", "scenarios_path", *_TLS_PATHS):
         return Path(raw)
-    if name == "api_tokens":
+    if name in ("api_tokens", "webhook_allow_hosts"):
         return tuple(t.strip() for t in raw.split(",") if t.strip())
-    if name == "access_log":
+    if name in ("access_log", "tls", "fetch_inputs"):
         return raw.lower() in ("1", "true", "yes", "on")
     return raw

@@ -21,6 +21,8 @@ from mock_server.scenarios import HEADER, RequestFacts, Scenario, ScenarioBook
 from mock_server.spec import Spec
 from mock_server.store import PredictionStore
 from mock_server.timeline import ClockMode, StallGuard, Timeline, clock_for
+from mock_server.uploads import FileStore, MemoryFileStore
+from mock_server.webhooks import WebhookDispatcher
 
 
 @dataclass
@@ -35,6 +37,7 @@ class AppContext:
     scenarios: ScenarioBook
     journal: Journal = field(default_factory=Journal)
     allowed_tokens: frozenset[str] = field(default_factory=frozenset)
+    files: FileStore = field(default_factory=MemoryFileStore)  # the Files API's uploads
 
     def __post_init__(self) -> None:
         self.by_version = {m.version: m for m in self.models.values()}
@@ -42,6 +45,7 @@ class AppContext:
         self.timeline = Timeline(self.clock, ClockMode(self.settings.clock))
         self.stall = StallGuard(self.clock, self.settings.clock_stall_timeout)
         self.rate_limiter = RateLimiter() if self.settings.rate_limits == "real" else None
+        self.webhooks = WebhookDispatcher(self)
 
     def reset(self, **changes: object) -> None:
         """Forget every prediction, journal entry and run-time scenario (pytest-httpserver's
@@ -49,8 +53,10 @@ class AppContext:
         settings = replace(self.settings, **changes) if changes else self.settings  # type: ignore[arg-type]
         self.store.reset()
         self.journal.clear()
+        self.webhooks.reset()  # recorded attempts, and deliveries still pending
         self.scenarios.reset()
         self.images.clear()
+        self.files.reset()
         if self.rate_limiter is not None:
             self.rate_limiter.reset()
         self.settings = settings
@@ -62,7 +68,15 @@ class AppContext:
 
     def state(self, p: Prediction) -> State:
         """Where `p` is now, as this server's clock mode sees it."""
-        return state_at(p, self.timeline.now_for(p))
+        state = state_at(p, self.timeline.now_for(p))
+        retention = self.settings.retention
+        if (
+            retention is not None
+            and state.completed_at is not None
+            and (self.clock.now() - state.completed_at).total_seconds() >= retention
+        ):
+            return replace(state, data_removed=True)
+        return state
 
     def scenarios_for(
         self, request: Request, route: str, model: str | None = None, prompt: str | None = None

@@ -6,8 +6,9 @@ APIError                    (any status; title, detail)
 ├── NotFound                404  unknown model, version, prediction or file
 ├── MethodNotAllowed        405  carries the `Allow` header
 ├── ClockStalled            409  a client waits on a manual clock nobody moves (stall timeout)
-├── PayloadTooLarge         413  body over --max-body-bytes
-├── UnsupportedMediaType    415  a body that is not application/json
+├── TooManyFiles            409  an upload past --max-files for the token
+├── PayloadTooLarge         413  body over --max-body-bytes (an upload: over --max-file-bytes)
+├── UnsupportedMediaType    415  a body that is not application/json (an upload: multipart)
 ├── InvalidVersion          422  create-by-version with an unknown version
 ├── ValidationFailed        422  input (or body) fails its schema; carries invalid_fields
 └── InternalError           500  anything unexpected (no traceback in the body)
@@ -77,6 +78,20 @@ class ClockStalled(APIError):
             f"{seconds:g} s, so it would wait forever. Move the clock "
             "(mock_server.advance(seconds) in the pytest plugin, or POST /__admin/clock), or use "
             'the default clock (drop clock="manual" from the mock_server marker).'
+        )
+
+
+class TooManyFiles(APIError):
+    """Not 429: waiting does not help (only deleting files, or their expiry, does), and the
+    clients retry a 429 at once (npm) or not at all for a POST (Python)."""
+
+    status_code = 409
+    title = "Too many files"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"This token already has {limit} files, the most this server keeps per token "
+            "(--max-files). Delete some (DELETE /v1/files/{file_id}) or wait for them to expire."
         )
 
 

@@ -46,6 +46,8 @@ FIXTURE_SCHEMA: dict[str, Any] = {
                 "max_megapixels": {"type": "number", "exclusiveMinimum": 0, "maximum": 64},
                 "min_ratio": _RATIO,
                 "max_ratio": _RATIO,
+                "input_size_field": {"type": "string"},
+                "input_size_max": _SIDE,
                 "custom": {
                     "type": "object",
                     "additionalProperties": False,

@@ -14,6 +14,7 @@ class State:
     started_at: datetime | None
     completed_at: datetime | None
     progress: float  # 0..1 of the processing phase
+    data_removed: bool = False  # past --retention: input, output and logs are gone
 
 
 def start_time(p: Prediction) -> datetime:

@@ -55,12 +55,17 @@ def _tqdm(k: int, n: int, per_step: float) -> str:
     )
 
 
+def step_count(p: Prediction, style: LogStyle) -> int:
+    """How many tqdm steps the run shows (a new log line at each)."""
+    steps = p.input.get(style.steps_field) if style.steps_field else None
+    n = steps if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 else 0
+    return min(n or style.steps_default, 1000)
+
+
 def logs_at(p: Prediction, state: State, style: LogStyle) -> str:
     if state.status is Status.STARTING or state.started_at is None:
         return ""
-    steps = p.input.get(style.steps_field) if style.steps_field else None
-    n = steps if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 else 0
-    n = min(n or style.steps_default, 1000)
+    n = step_count(p, style)
     done = state.status is Status.SUCCEEDED
     k = n if done else min(n, int(state.progress * n))
     quantized = p.input.get("go_fast", True) is not False

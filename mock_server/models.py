@@ -45,3 +45,6 @@ class Prediction:
     error: str | None = None  # the message of a failed outcome
     reads: int = 0  # GETs so far, for the `polls` clock
     source: str = "api"
+    webhook: str | None = None  # the create's `webhook` URL (deliveries: mock_server/webhooks/)
+    webhook_events_filter: tuple[str, ...] = ()  # the events sent there, in API order
+    webhook_fail: int = 0  # a scenario's `webhook_fail`: delivery attempts that fail unsent

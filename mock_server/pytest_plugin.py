@@ -15,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import json
+import shutil
 import socket
+import ssl
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -24,15 +27,17 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 import uvicorn
 from starlette.applications import Starlette
 
+from mock_server import tls
 from mock_server.app import create_app
 from mock_server.clock import ManualClock
-from mock_server.config import Settings
+from mock_server.config import OUTPUT_URLS, Settings
 from mock_server.context import AppContext
 from mock_server.scenarios import parse
 from mock_server.timeline import ClockMode
@@ -53,9 +58,9 @@ DEFAULT_SETTINGS = Settings(port=0, time_scale=0.01, clock_stall_timeout=5.0)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(clock=None, seed=None, time_scale=None, scenarios=()): configure the mock "
-        "server for this test (clock: time|polls|manual; scenarios: dicts as POST "
-        "/__admin/scenarios takes).",
+        f"{MARKER}(clock=None, seed=None, time_scale=None, scenarios=(), output_urls=None): "
+        "configure the mock server for this test (clock: time|polls|manual; scenarios: dicts as "
+        "POST /__admin/scenarios takes; output_urls: http|data, data for FileOutput objects).",
     )
 
 
@@ -67,16 +72,17 @@ class Options:
     seed: int
     time_scale: float
     scenarios: Sequence[Mapping[str, Any]] = ()
+    output_urls: str = "http"  # "data": outputs inline, so the clients return FileOutput
 
     @classmethod
     def of(cls, request: pytest.FixtureRequest, settings: Settings) -> Options:
         marker = request.node.get_closest_marker(MARKER)
         kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
-        unknown = sorted(set(kwargs) - {"clock", "seed", "time_scale", "scenarios"})
+        unknown = sorted(set(kwargs) - set(MARKER_OPTIONS))
         if marker and (marker.args or unknown):
             raise TypeError(
-                f"@pytest.mark.{MARKER} takes only keyword arguments clock, seed, time_scale "
-                f"and scenarios (got {list(marker.args) + unknown})"
+                f"@pytest.mark.{MARKER} takes only keyword arguments clock, seed, time_scale, "
+                f"scenarios and output_urls (got {list(marker.args) + unknown})"
             )
         pick = {k: v for k, v in kwargs.items() if v is not None}
         if pick.get("clock", settings.clock) not in [m.value for m in ClockMode]:
@@ -91,14 +97,33 @@ class Options:
             seed=pick.get("seed", settings.seed),
             time_scale=float(pick.get("time_scale", settings.time_scale if same_kind else 1.0)),
             scenarios=tuple(pick.get("scenarios", ())),
+            output_urls=_output_urls(pick.get("output_urls", settings.output_urls)),
         )
 
     def apply(self, settings: Settings) -> Settings:
-        return replace(settings, clock=self.clock, seed=self.seed, time_scale=self.time_scale)
+        return replace(settings, **self.changes())
+
+    def changes(self) -> dict[str, Any]:
+        """The settings a test's reset sets (the rest stay as the server started)."""
+        return {
+            "clock": self.clock,
+            "seed": self.seed,
+            "time_scale": self.time_scale,
+            "output_urls": self.output_urls,
+        }
 
     def add_scenarios(self, ctx: AppContext) -> None:
         for data in self.scenarios:
             ctx.scenarios.add(parse(dict(data), ctx.scenarios.schema))
+
+
+MARKER_OPTIONS = ("clock", "seed", "time_scale", "scenarios", "output_urls")
+
+
+def _output_urls(value: Any) -> str:
+    if value not in OUTPUT_URLS:
+        raise ValueError(f"output_urls must be http or data, not {value!r}")
+    return str(value)
 
 
 def token_for(settings: Settings) -> str:
@@ -128,6 +153,8 @@ def point_python_clients(monkeypatch: pytest.MonkeyPatch, server: MockServer) ->
     monkeypatch.setenv("REPLICATE_API_TOKEN", server.token)
     monkeypatch.setenv("REPLICATE_BASE_URL", python_client_base(server.url))
     monkeypatch.setenv("REPLICATE_POLL_INTERVAL", str(POLL_INTERVAL))
+    if server.ca_file is not None:  # httpx reads it whenever a client is built
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
     default = getattr(sys.modules.get("replicate"), "default_client", None)
     if default is not None:  # 1.x: built at import, reads the variables when it first connects
         monkeypatch.setattr(default, "poll_interval", POLL_INTERVAL)
@@ -152,13 +179,15 @@ def drop_python_clients() -> None:
 
 @dataclass
 class LiveServer:
-    """uvicorn serving `app` in a daemon thread on 127.0.0.1:`port`."""
+    """uvicorn serving `app` in a daemon thread on 127.0.0.1:`port` (HTTPS with `tls=True`)."""
 
     url: str
     app: Starlette
     server: uvicorn.Server
     thread: threading.Thread
     loop: asyncio.AbstractEventLoop
+    ca_file: Path | None = None  # the CA its generated certificate is signed by (tls=True)
+    workdir: Path | None = None  # the server's key and the CA; removed at stop
 
     @classmethod
     def start(cls, settings: Settings) -> LiveServer:
@@ -167,8 +196,22 @@ class LiveServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+        # A folder of its own for the key and the CA: each server (each xdist worker) has its
+        # own CA, so none overwrites another's.
+        workdir = Path(tempfile.mkdtemp(prefix="mock-server-tls-")) if settings.https else None
+        certs = None
+        if workdir is not None:
+            certs = tls.certificates(settings, workdir, settings.tls_ca_file or workdir / "ca.pem")
         config = uvicorn.Config(
-            app, log_level="warning", loop="asyncio", access_log=settings.access_log
+            app,
+            log_level="warning",
+            loop="asyncio",
+            access_log=settings.access_log,
+            ssl_certfile=certs.certfile if certs else None,
+            ssl_keyfile=certs.keyfile if certs else None,
+            # At the session's end, a connection a test left open (a client never closed, over
+            # TLS waiting for its close_notify) holds the stop for 1 s, not until the join gives up.
+            timeout_graceful_shutdown=1,
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(
@@ -180,10 +223,13 @@ class LiveServer:
             if time.monotonic() > deadline or not thread.is_alive():
                 server.should_exit = True
                 sock.close()
+                if workdir is not None:
+                    shutil.rmtree(workdir, ignore_errors=True)
                 raise RuntimeError(f"mock server did not start within {START_TIMEOUT} s")
             time.sleep(0.01)  # noqa: TID251 - a real thread starting, not the mock's clock
         loop = server.servers[0].get_loop()
-        return cls(f"http://127.0.0.1:{port}", app, server, thread, loop)
+        url = f"{'https' if certs else 'http'}://127.0.0.1:{port}"
+        return cls(url, app, server, thread, loop, certs.ca_file if certs else None, workdir)
 
     def call(self, fn: Callable[[], T]) -> T:
         """`fn()` on the server's event loop. The app's state belongs to that thread, and a
@@ -203,6 +249,8 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=START_TIMEOUT)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 class MockServer:
@@ -218,6 +266,8 @@ class MockServer:
         self.python_client_url = python_client_base(self.url)  # for the installed Python client
         self.token = token_for(self.ctx.settings)
         self.headers = {"Authorization": f"Bearer {self.token}"}
+        # With `tls=True`: the CA to trust (the fixture sets SSL_CERT_FILE to it for the test).
+        self.ca_file = live.ca_file
 
     @property
     def app(self) -> Starlette:
@@ -229,7 +279,8 @@ class MockServer:
         return ctx
 
     def reset(self, **changes: object) -> None:
-        """Empty predictions, journal and added scenarios; `changes`: seed, clock, time_scale."""
+        """Empty predictions, journal and added scenarios; `changes`: seed, clock, time_scale,
+        output_urls."""
         self.live.call(lambda: self.ctx.reset(**changes))
 
     def _manual_clock(self) -> ManualClock:
@@ -305,7 +356,8 @@ class MockServer:
             headers["Authorization"] = f"Bearer {admin}"
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data, headers, method=method)
-        with urllib.request.urlopen(req, timeout=30) as response:
+        context = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
+        with urllib.request.urlopen(req, timeout=30, context=context) as response:
             result: dict[str, Any] = json.load(response)
         return result
 
@@ -349,7 +401,7 @@ def mock_server(
     official Python clients' `REPLICATE_*` variables point at it for the test."""
     options = Options.of(request, mock_server_settings)
     server = MockServer(mock_server_live)
-    server.reset(clock=options.clock, seed=options.seed, time_scale=options.time_scale)
+    server.reset(**options.changes())
     mock_server_live.call(lambda: options.add_scenarios(server.ctx))
     point_python_clients(monkeypatch, server)
     yield server

@@ -38,6 +38,7 @@ class Scenario:
     timing: dict[str, float] | None = None
     http: dict[str, Any] | None = None
     latency_ms: float = 0.0
+    webhook_fail: int | None = None  # delivery attempts of a created prediction that fail unsent
     times: int | None = None  # how many more requests it applies to; None: every one
     builtin: bool = False
     _prompt: re.Pattern[str] | None = field(default=None, repr=False)
@@ -57,6 +58,7 @@ class Scenario:
             timing=data.get("timing"),
             http=data.get("http"),
             latency_ms=float(data.get("latency_ms", 0)),
+            webhook_fail=data.get("webhook_fail"),
             times=data.get("times"),
             builtin=builtin,
             _prompt=prompt,
@@ -66,7 +68,7 @@ class Scenario:
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "description": self.description}
         data["match"] = self.match
-        for key in ("outcome", "timing", "http"):
+        for key in ("outcome", "timing", "http", "webhook_fail"):
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)
         data["latency_ms"] = self.latency_ms
@@ -272,8 +274,11 @@ async def apply_http(rules: list[Scenario]) -> None:
 
 
 def apply_to_prediction(rules: list[Scenario], p: Prediction, scale: float) -> None:
-    """A forced outcome (failed with a message, canceled) and timing, on a new prediction."""
+    """A forced outcome (failed with a message, canceled), timing and failing webhook
+    deliveries, on a new prediction."""
     for rule in rules:
+        if rule.webhook_fail is not None:
+            p.webhook_fail = rule.webhook_fail
         if rule.timing is not None:
             t = rule.timing
             if "setup" in t:

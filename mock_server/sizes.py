@@ -4,7 +4,11 @@ A table entry (cog-flux) or a custom width/height is used as given. Otherwise th
 "W:H" or the measured match_input_image input) is clamped into the rule's range, the area comes
 from `megapixels` (or the resolution input) capped at `max_megapixels`, both sides are scaled by
 one factor into [min_side, max_side] so the ratio is kept, and each side is rounded to `multiple`
-without leaving the side or area limits.
+without leaving the side or area limits. With `input_size_field` (flux-dev's img2img `image`), a
+measured input image gives its own size instead, as cog-flux does.
+
+Input images are measured by the caller (inputs.py: data: URIs, uploaded files, this server's
+outputs, fetched URLs); by default only data: URIs are, and an image of unknown size counts as 1:1.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import binascii
 import io
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +54,11 @@ class SizeRule:
     max_megapixels: float | None = None  # hard area ceiling: width * height <= this * MEGAPIXEL
     min_ratio: float | None = None  # supported width / height range
     max_ratio: float | None = None
+    input_size_field: str | None = None  # img2img: the output takes this input image's size,
+    input_size_max: int = 1440  # scaled down to fit this square (cog-flux MAX_IMAGE_SIZE)
+
+
+Measure = Callable[[object], tuple[int, int] | None]  # an input value -> its image's size
 
 
 def parse_ratio(text: str) -> float | None:
@@ -68,10 +78,16 @@ def _clamp(value: int, low: int, high: int) -> int:
     return max(low, min(high, value))
 
 
+def first_image(value: object) -> object:
+    """The image an input holds: itself, or the first item of a list (FLUX.2 `input_images`)."""
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
 def data_uri_size(value: object) -> tuple[int, int] | None:
     """Width and height of an image given as a data: URI; None for anything else."""
-    if isinstance(value, list):
-        value = value[0] if value else None
+    value = first_image(value)
     if not isinstance(value, str) or not value.startswith("data:") or "," not in value:
         return None
     header, payload = value.split(",", 1)
@@ -108,8 +124,26 @@ def fit(rule: SizeRule, ratio: float, megapixels: float) -> tuple[int, int]:
     return w, h
 
 
-def output_size(rule: SizeRule, inp: dict[str, Any]) -> tuple[int, int]:
-    """The size the model would produce for `inp` (defaults already applied)."""
+def scaled_input_size(rule: SizeRule, size: tuple[int, int]) -> tuple[int, int]:
+    """cog-flux img2img: the input's size scaled down (never up) to fit `input_size_max`
+    square, each side then rounded (Python's round) to `multiple`, never below one multiple."""
+    width, height = size
+    scale = min(rule.input_size_max / width, rule.input_size_max / height, 1.0)
+    if scale < 1:
+        width, height = int(width * scale), int(height * scale)
+    m = rule.multiple
+    return max(m, round(width / m) * m), max(m, round(height / m) * m)
+
+
+def output_size(
+    rule: SizeRule, inp: dict[str, Any], measure: Measure = data_uri_size
+) -> tuple[int, int]:
+    """The size the model would produce for `inp` (defaults already applied); `measure` gives
+    an input image's size, or None when it is unknown."""
+    if rule.input_size_field and inp.get(rule.input_size_field):
+        given = measure(inp[rule.input_size_field])
+        if given:
+            return scaled_input_size(rule, given)
     aspect = str(inp.get(rule.aspect_field, "1:1"))
     if aspect == "custom" and rule.custom is not None:
         c = rule.custom
@@ -126,7 +160,7 @@ def output_size(rule: SizeRule, inp: dict[str, Any]) -> tuple[int, int]:
         return w, h
     megapixels = rule.megapixels
     ratio = 1.0
-    matched = data_uri_size(inp.get(rule.match_input_field)) if rule.match_input_field else None
+    matched = measure(inp.get(rule.match_input_field)) if rule.match_input_field else None
     if aspect == "match_input_image":
         if matched:
             ratio = matched[0] / matched[1]

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 from mock_server.models import Prediction
+from mock_server.paging import slice_page
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,19 +115,11 @@ class MemoryStore:
         seqs = self._seqs.get(owner, [])
         if created_after is not None or created_before is not None:
             return self._window_page(seqs, before, after, limit, created_after, created_before)
-        if after is not None:
-            lo = bisect.bisect_right(seqs, after)
-            chosen = seqs[lo : lo + limit]
-            hi = lo + len(chosen)
-        else:
-            hi = len(seqs) if before is None else bisect.bisect_left(seqs, before)
-            lo = max(0, hi - limit)
-            chosen = seqs[lo:hi]
-        results = [self._by_seq[s] for s in reversed(chosen)]
+        page = slice_page(seqs, before, after, limit)
         return Page(
-            results=results,
-            next_before=chosen[0] if chosen and lo > 0 else None,
-            previous_after=chosen[-1] if chosen and hi < len(seqs) else None,
+            results=[self._by_seq[s] for s in page.seqs],
+            next_before=page.next_before,
+            previous_after=page.previous_after,
         )
 
     def _window_page(

@@ -26,21 +26,28 @@ def output_urls(p: Prediction, files_base: str) -> list[str]:
 
 
 def prediction_json(
-    p: Prediction, state: State, fixture: ModelFixture, *, base: str, prefix: str
+    p: Prediction,
+    state: State,
+    fixture: ModelFixture,
+    *,
+    base: str,
+    prefix: str,
+    files: list[str] | None = None,
 ) -> dict[str, Any]:
+    """`files`: the output's items when not the HTTP file URLs (`data:` URIs, outputs.py)."""
     output: list[str] | str | None = None
-    if state.status is Status.SUCCEEDED:
-        urls = output_urls(p, base)
+    if state.status is Status.SUCCEEDED and not state.data_removed:
+        urls = files if files is not None else output_urls(p, base)
         output = urls if fixture.output == "list" else urls[0]
     api = f"{base}{prefix}/predictions/{p.id}"
     return {
         "id": p.id,
         "model": p.model,
         "version": "hidden",
-        "input": p.input,
-        "logs": logs_at(p, state, fixture.log_style),
+        "input": {} if state.data_removed else p.input,
+        "logs": "" if state.data_removed else logs_at(p, state, fixture.log_style),
         "output": output,
-        "data_removed": False,
+        "data_removed": state.data_removed,
         "error": p.error if state.status is Status.FAILED else None,
         "status": state.status.value,
         "source": p.source,

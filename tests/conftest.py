@@ -79,14 +79,17 @@ class LiveServer:
     server: uvicorn.Server
 
 
-def start_live_server(settings: Settings) -> tuple[LiveServer, threading.Thread]:
-    """uvicorn in a thread on a free 127.0.0.1 port (real HTTP, as users run it)."""
+def start_live_server(
+    settings: Settings, loop: str = "asyncio"
+) -> tuple[LiveServer, threading.Thread]:
+    """uvicorn in a thread on a free 127.0.0.1 port (real HTTP, as users run it); `loop="uvloop"`
+    runs the event loop the CLI runs."""
     app = create_app(settings)
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only then (else each reply waits ~40 ms).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", http="httptools", loop="asyncio")
+    config = uvicorn.Config(app, log_level="warning", http="httptools", loop=loop)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -123,12 +126,14 @@ def spawned_server(
     command: Sequence[str] = (sys.executable, "-m", "mock_server", "--port", "0"),
     cwd: Path = PROJECT,
     env: Mapping[str, str] | None = None,
+    scheme: str = "http",
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`python -m mock_server --port 0 *args` (or `command *args`) in a child process, as users
     start it.
 
-    Yields the URL it prints (within URL_WAIT_S) and the process; its stderr (a 5xx's traceback)
-    goes to `log`. On exit it is terminated, then killed if it does not stop within 10 s.
+    Yields the URL it prints (within URL_WAIT_S; `scheme="https"` for a server started with
+    --tls) and the process; its stderr (a 5xx's traceback) goes to `log`. On exit it is
+    terminated, then killed if it does not stop within 10 s.
     """
     with log.open("w") as stderr:
         proc = subprocess.Popen(
@@ -151,7 +156,7 @@ def spawned_server(
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
         try:
-            yield _printed_url(lines, proc, log), proc
+            yield _printed_url(lines, proc, log, scheme), proc
         finally:
             proc.terminate()
             try:
@@ -163,7 +168,9 @@ def spawned_server(
             stdout.close()
 
 
-def _printed_url(lines: queue.Queue[str | None], proc: subprocess.Popen[str], log: Path) -> str:
+def _printed_url(
+    lines: queue.Queue[str | None], proc: subprocess.Popen[str], log: Path, scheme: str = "http"
+) -> str:
     deadline = time.monotonic() + URL_WAIT_S
     while (remaining := deadline - time.monotonic()) > 0:
         try:
@@ -175,7 +182,7 @@ def _printed_url(lines: queue.Queue[str | None], proc: subprocess.Popen[str], lo
                 f"the server exited ({proc.wait()}) before printing its URL:\n"
                 f"{log.read_text()[-2000:]}"
             )
-        match = re.search(r"http://127\.0\.0\.1:[1-9][0-9]*", line)
+        match = re.search(re.escape(scheme) + r"://127\.0\.0\.1:[1-9][0-9]*", line)
         if match:
             return match.group(0)
     pytest.fail(f"the server printed no URL within {URL_WAIT_S} s")

@@ -7,9 +7,6 @@ early, which made a single sleep give up just before the end (about one create i
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -17,10 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from mock_server import Settings, create_app
-from tests.conftest import AUTH, CHECKED
+from mock_server import Settings
+from tests.conftest import AUTH, CHECKED, start_live_server
 
 CREATES = 40
 MODELS = ("flux-schnell", "flux-dev")  # 0.2 + 0.83 s and 0.3 + 3.2 s at time scale 1
@@ -29,22 +25,11 @@ MODELS = ("flux-schnell", "flux-dev")  # 0.2 + 0.83 s and 0.3 + 3.2 s at time sc
 @contextmanager
 def serving(settings: Settings, loop: str) -> Iterator[str]:
     """uvicorn on `loop` in a thread, on a free 127.0.0.1 port; yields its URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), log_level="warning", http="httptools", loop=loop)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("live server did not start")
-        time.sleep(0.01)
+    live, thread = start_live_server(settings, loop=loop)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield live.url
     finally:
-        server.should_exit = True
+        live.server.should_exit = True
         thread.join(timeout=10)
 
 

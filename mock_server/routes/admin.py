@@ -203,4 +203,5 @@ async def force_prediction(request: Request, call: Call) -> Response:
             if action == "fail":
                 p.error = error
         c.store.save(p)
+        c.webhooks.changed(p)  # `completed` goes now
     return json_response(_admin_view(request, c, p))

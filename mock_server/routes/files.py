@@ -11,6 +11,7 @@ from mock_server import images
 from mock_server.context import Call
 from mock_server.errors import NotFound
 from mock_server.models import Status
+from mock_server.outputs import output_file
 
 _FILENAME = re.compile(r"^out-(0|[1-9][0-9]{0,2})\.(webp|jpg|png)$")
 
@@ -23,16 +24,12 @@ async def get_output_file(request: Request, call: Call) -> Response:
     if match is None or p is None:
         raise NotFound()
     index, ext = int(match.group(1)), match.group(2)
-    if ext != p.fmt or index >= p.outputs or c.state(p).status is not Status.SUCCEEDED:
+    state = c.state(p)
+    if ext != p.fmt or index >= p.outputs or state.status is not Status.SUCCEEDED:
         raise NotFound()
-    prompt = str(p.input.get("prompt", ""))
-    lines = images.prediction_lines(prompt, p.model, p.width, p.height, index)
-    data = await c.images.get(
-        f"{p.id}/{index}",
-        lambda: images.render(
-            p.width, p.height, p.fmt, p.quality, lines=lines, seed=f"{p.id}/{index}"
-        ),
-    )
+    if state.data_removed:  # --retention: the file is gone, as on replicate.delivery
+        raise NotFound()
+    data = await output_file(c, p, index)
     return Response(
         data,
         media_type=images.MEDIA_TYPES[ext],

@@ -11,19 +11,22 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mock_server import ids, rfc3339
+from mock_server import ids, inputs, rfc3339
 from mock_server.context import AppContext, Call
 from mock_server.errors import BadRequest, InvalidVersion, NotFound
 from mock_server.fixtures import ModelFixture
 from mock_server.headers import cancel_after_seconds, prefer_wait
 from mock_server.lifecycle import State, end_of
 from mock_server.models import Prediction, Status
+from mock_server.outputs import inline_outputs
+from mock_server.paging import parse_cursor
 from mock_server.responses import api_prefix, created_status, json_response
 from mock_server.scenarios import apply_http, apply_to_prediction
-from mock_server.sizes import output_size
+from mock_server.sizes import Measure, data_uri_size, output_size
 from mock_server.timeline import ClockMode
 from mock_server.validation import problems, raise_problems, read_json_object
 from mock_server.views import prediction_json
+from mock_server.webhooks import events_filter, target_problems
 
 PAGE_SIZE = 100
 _VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -58,7 +61,8 @@ def _validate(call: Call, body: dict[str, Any], fixture: ModelFixture | None) ->
     inp = body.get("input")
     own = problems(fixture.validator, inp, "input") if fixture and isinstance(inp, dict) else []
     general = problems(call.op.body, body, "") if call.op.body is not None else []
-    raise_problems(own, general)
+    hook = target_problems(body, call.ctx.settings.webhook_allow_hosts)  # http(s), allowed host
+    raise_problems(own, hook, general)  # for `webhook`, its plainer words
 
 
 def _resolve_version(c: AppContext, ref: str) -> ModelFixture:
@@ -82,20 +86,27 @@ async def _create(
     prompt = inp.get("prompt") if isinstance(inp.get("prompt"), str) else None
     scenarios = c.scenarios_for(request, "createPrediction", fixture.ref, prompt)
     await apply_http(scenarios)  # a forced HTTP error stores nothing
-    p = _new_prediction(c, owner, fixture, inp)
+    images = await inputs.resolve(c, request, owner, fixture, inp)  # sizes, or why it fails
+    p = _new_prediction(c, owner, fixture, inp, images.measure)
+    images.apply(p)
+    p.webhook = body.get("webhook")
+    p.webhook_events_filter = events_filter(body.get("webhook_events_filter"))
     apply_to_prediction(scenarios, p, c.settings.time_scale)
     if cancel_after is not None:
         p.deadline = p.created_at + timedelta(seconds=cancel_after)
     c.store.add(p)
     prefix = api_prefix(request.scope["path"])
     base = c.public_base(request)
+    if p.webhook is not None:
+        c.webhooks.schedule(p, base=base, prefix=prefix)  # delivered later, never in this request
     headers = {"Location": f"{base}{prefix}/predictions/{p.id}"}
     # Without `Prefer: wait` a create answers `starting` whatever the timing, as the real API does.
     state = State(Status.STARTING, None, None, 0.0)
     if wait is not None:
         state = await _wait(c, p, wait.seconds)
         headers["Preference-Applied"] = wait.applied()
-    data = prediction_json(p, state, fixture, base=base, prefix=prefix)
+    files = await inline_outputs(c, p, state)
+    data = prediction_json(p, state, fixture, base=base, prefix=prefix, files=files)
     return json_response(data, created_status(prefix), headers=headers)
 
 
@@ -124,10 +135,14 @@ async def _wait(c: AppContext, p: Prediction, seconds: int) -> State:
 
 
 def _new_prediction(
-    c: AppContext, owner: str, fixture: ModelFixture, inp: dict[str, Any]
+    c: AppContext,
+    owner: str,
+    fixture: ModelFixture,
+    inp: dict[str, Any],
+    measure: Measure = data_uri_size,
 ) -> Prediction:
     effective = fixture.effective_input(inp)
-    width, height = output_size(fixture.size, effective)
+    width, height = output_size(fixture.size, effective, measure)
     fmt = effective.get("output_format", "webp")
     quality = effective.get("output_quality", 80)
     count = effective.get("num_outputs", 1) if fixture.output == "list" else 1
@@ -159,11 +174,17 @@ def _own(request: Request, c: AppContext, owner: str) -> Prediction:
     return p
 
 
-def _show(request: Request, c: AppContext, p: Prediction) -> dict[str, Any]:
+async def _show(request: Request, c: AppContext, p: Prediction) -> dict[str, Any]:
     state = c.state(p)
     fixture = c.models[p.model]
+    files = await inline_outputs(c, p, state)  # None unless --output-urls data
     return prediction_json(
-        p, state, fixture, base=c.public_base(request), prefix=api_prefix(request.scope["path"])
+        p,
+        state,
+        fixture,
+        base=c.public_base(request),
+        prefix=api_prefix(request.scope["path"]),
+        files=files,
     )
 
 
@@ -172,9 +193,10 @@ async def get_prediction(request: Request, call: Call) -> Response:
     p = _own(request, c, call.owner)
     if c.timeline.read(p):
         c.store.save(p)
+        c.webhooks.changed(p)  # the polls clock moved it
     if c.stall.active:  # a client polling a manual clock nobody moves is told so
         c.stall.read(p.id, running=not c.state(p).status.terminal)
-    return json_response(_show(request, c, p))
+    return json_response(await _show(request, c, p))
 
 
 async def cancel_prediction(request: Request, call: Call) -> Response:
@@ -184,20 +206,11 @@ async def cancel_prediction(request: Request, call: Call) -> Response:
     if not c.state(p).status.terminal:
         p.canceled_at = c.timeline.now_for(p)
         c.store.save(p)
-    return json_response(_show(request, c, p))
+        c.webhooks.changed(p)  # `completed` goes now
+    return json_response(await _show(request, c, p))
 
 
-_CURSOR = re.compile(r"^([ab])([0-9]{1,18})$")
 _WINDOW = ("created_after", "created_before")
-
-
-def _parse_cursor(cursor: str) -> tuple[int | None, int | None]:
-    """`b<n>`: the page older than position n; `a<n>`: the page newer than position n."""
-    match = _CURSOR.match(cursor)
-    if match is None:
-        raise BadRequest("The cursor is not valid.")
-    value = int(match.group(2))
-    return (value, None) if match.group(1) == "b" else (None, value)
 
 
 def _parse_window(request: Request) -> dict[str, datetime]:
@@ -221,7 +234,7 @@ async def list_predictions(request: Request, call: Call) -> Response:
     that keep the time window."""
     c, owner = call.ctx, call.owner
     cursor = request.query_params.get("cursor")
-    before, after = _parse_cursor(cursor) if cursor else (None, None)
+    before, after = parse_cursor(cursor) if cursor else (None, None)
     window = _parse_window(request)
     page = c.store.page(
         owner,
@@ -242,6 +255,6 @@ async def list_predictions(request: Request, call: Call) -> Response:
         {
             "next": link(f"b{page.next_before}") if page.next_before else None,
             "previous": link(f"a{page.previous_after}") if page.previous_after else None,
-            "results": [_show(request, c, p) for p in page.results],
+            "results": [await _show(request, c, p) for p in page.results],
         }
     )

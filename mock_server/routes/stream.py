@@ -1,12 +1,15 @@
 """`urls.stream` (Server-Sent Events) and `urls.web` (a small HTML page) for one prediction.
 
-Neither needs a token: the npm client and browsers open them without Authorization.
+Neither needs a token: the npm client and browsers open them without Authorization. A stream
+ends as the real API's do (`done`, or `error` then `done` with a reason), and every event has a
+fixed `id:`, so a client reconnecting with `Last-Event-ID` resumes where it left off.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import json
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
@@ -14,7 +17,10 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 from mock_server.context import AppContext, Call
 from mock_server.errors import NotFound
+from mock_server.lifecycle import State
+from mock_server.logs import logs_at
 from mock_server.models import Prediction, Status
+from mock_server.outputs import inline_outputs
 from mock_server.views import output_urls, prediction_json
 
 POLL_SECONDS = 0.05
@@ -33,31 +39,57 @@ def _event(kind: str, event_id: int, data: str) -> str:
     return f"event: {kind}\nid: {event_id}\n{lines}\n"
 
 
-async def _events(c: AppContext, p: Prediction, base: str) -> AsyncIterator[str]:
-    """`logs` as lines appear, `output` per file on success, then `done` (or `error`)."""
+def _detail(message: str) -> str:
+    return json.dumps({"detail": message})
+
+
+CANCELED = "Prediction was canceled"
+ABORTED = "Prediction was aborted: its Cancel-After deadline passed before it started"
+_REASON_ERROR = '{"reason": "error"}'
+
+
+async def _ending(c: AppContext, p: Prediction, state: State, base: str) -> list[tuple[str, str]]:
+    """The events after the last log line, as the real API ends a stream: each output then
+    `done {}`; or `error {"detail": ...}` then `done {"reason": "error" | "canceled"}`."""
+    if state.status is Status.SUCCEEDED:
+        files = await inline_outputs(c, p, state) or output_urls(p, base)
+        return [*(("output", f) for f in files), ("done", "{}")]
+    if state.status is Status.FAILED:
+        return [("error", _detail(p.error or "Prediction failed")), ("done", _REASON_ERROR)]
+    detail = ABORTED if state.status is Status.ABORTED else CANCELED
+    return [("error", _detail(detail)), ("done", '{"reason": "canceled"}')]
+
+
+def last_event_id(request: Request) -> int:
+    """The `Last-Event-ID` a reconnecting client sends: events up to it are skipped. Anything
+    but a plain event number replays from the start."""
+    raw = request.headers.get("last-event-id", "").strip()
+    return int(raw) if raw.isdigit() and len(raw) <= 9 else 0
+
+
+async def _events(c: AppContext, p: Prediction, base: str, after: int) -> AsyncIterator[str]:
+    """Every event has a fixed number in the prediction's one sequence (log lines 1..L, then the
+    ending), the same on every connection, so a reconnect with `Last-Event-ID: N` resumes at N+1.
+    """
     fixture = c.models[p.model]
-    sent_logs = 0
-    event_id = 0
+    numbered = 0  # log lines numbered so far: logs only ever grow
     waited = 0.0
     while True:
         state = c.state(p)
-        logs = prediction_json(p, state, fixture, base=base, prefix="/v1")["logs"]
-        for line in logs.splitlines()[sent_logs:]:
-            event_id += 1
-            yield _event("logs", event_id, line)
-        sent_logs = len(logs.splitlines())
+        lines = logs_at(p, state, fixture.log_style).splitlines()
+        for n, line in enumerate(lines[numbered:], start=numbered + 1):
+            if n > after:
+                yield _event("logs", n, line)
+        numbered = max(numbered, len(lines))
         if state.status.terminal:
-            if state.status is Status.SUCCEEDED:
-                for url in output_urls(p, base):
-                    event_id += 1
-                    yield _event("output", event_id, url)
-            event_id += 1
-            reason = "" if state.status is Status.SUCCEEDED else state.status.value
-            yield _event("done", event_id, f'{{"reason": "{reason}"}}' if reason else "{}")
+            ending = await _ending(c, p, state, base)
+            for n, (kind, data) in enumerate(ending, start=numbered + 1):
+                if n > after:
+                    yield _event(kind, n, data)
             return
         if waited >= MAX_STREAM_SECONDS:
-            event_id += 1
-            yield _event("error", event_id, '{"detail": "stream timed out"}')
+            yield _event("error", numbered + 1, _detail("stream timed out"))
+            yield _event("done", numbered + 2, _REASON_ERROR)
             return
         await asyncio.sleep(POLL_SECONDS)
         waited += POLL_SECONDS
@@ -66,7 +98,7 @@ async def _events(c: AppContext, p: Prediction, base: str) -> AsyncIterator[str]
 async def stream_prediction(request: Request, call: Call) -> Response:
     c, p = _find(request, call.ctx)
     return StreamingResponse(
-        _events(c, p, c.public_base(request)),
+        _events(c, p, c.public_base(request), last_event_id(request)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store"},
     )
