@@ -57,7 +57,7 @@ check: test
 # seed each time (printed at the end: pass `FUZZ_ARGS='--seed N'` to replay a run).
 fuzz: install
 	@log=$$(mktemp); \
-	$(BIN)/mock-server --port 0 --time-scale 0 --api-token fuzz >"$$log" 2>&1 & pid=$$!; \
+	$(BIN)/mock-server --port 0 --time-scale 0 --api-token fuzz --webhooks record >"$$log" 2>&1 & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; grep -v -e listening -e "Invalid HTTP request" "$$log" >&2; rm -f "$$log"' EXIT; trap 'exit 130' INT TERM; \
 	for i in $$(seq 100); do grep -q listening "$$log" && break; sleep 0.1; done; \
 	url=$$(grep -o 'http://[^ ]*' "$$log") || { cat "$$log"; exit 1; }; \

@@ -124,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept only webhooks to this host (repeatable; default: any host)",
     )
     parser.add_argument(
+        "--webhooks",
+        choices=["send", "record"],
+        dest="webhooks",
+        help="send (default): deliver webhooks; record: sign and list each delivery in "
+        "/__admin/webhooks as delivered without sending it (no network, e.g. in CI)",
+    )
+    parser.add_argument(
         "--admin-token",
         dest="admin_token",
         help="require this bearer token on /__admin (default: the admin API is open)",

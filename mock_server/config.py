@@ -14,6 +14,7 @@ ENV_PREFIX = "MOCK_SERVER_"
 CLOCK_MODES = ("time", "polls", "manual")
 OUTPUT_URLS = ("http", "data")
 RATE_LIMITS = ("off", "real")
+WEBHOOK_MODES = ("send", "record")
 MAX_TIME_SCALE = 1000.0  # beyond it, timings overflow date arithmetic
 
 
@@ -52,6 +53,7 @@ class Settings:
     admin_token: str | None = None
     # Hosts a create's `webhook` may name (422 otherwise); empty: any host.
     webhook_allow_hosts: tuple[str, ...] = ()
+    webhooks: str = "send"  # send | record: signed and listed in /__admin/webhooks, never sent
     max_body_bytes: int = 10 * 1024 * 1024
     max_predictions: int = 200_000
     image_cache_bytes: int = 256 * 1024 * 1024
@@ -88,6 +90,10 @@ class Settings:
         if not 0 <= self.time_scale <= MAX_TIME_SCALE:
             raise SettingsError(
                 f"time_scale must be 0 to {MAX_TIME_SCALE:g}, not {self.time_scale}"
+            )
+        if self.webhooks not in WEBHOOK_MODES:
+            raise SettingsError(
+                f"webhooks must be one of {', '.join(WEBHOOK_MODES)}, not {self.webhooks!r}"
             )
         if self.rate_limits not in RATE_LIMITS:
             raise SettingsError(

@@ -734,3 +734,20 @@ def test_the_real_clock_follows_the_scaled_timings(
         final = http.get(f"/v1/predictions/{pid}").json()
         assert final["status"] == "succeeded"
         assert got[-1].data == final
+
+
+def test_record_mode_lists_deliveries_without_sending(receiver: Receiver) -> None:
+    """`--webhooks record`: each delivery is listed as delivered, none is sent (no network)."""
+    clock = ManualClock()
+    app = create_app(Settings(webhooks="record"), clock=clock)
+    with TestClient(app, headers=AUTH) as client:
+        client.event_hooks = CHECKED
+        pid = create(client, webhook=receiver.url)
+        clock.advance(2)
+        client.get(f"/v1/predictions/{pid}")
+        waiting(lambda: len(attempts(client, prediction_id=pid)) == 2, "both recorded")
+        settle(app)
+        listed = attempts(client, prediction_id=pid)
+        assert sorted(a["event"] for a in listed) == ["completed", "output"]
+        assert all((a["status"], a["error"]) == (None, None) for a in listed)
+    assert receiver.received == []

@@ -361,6 +361,8 @@ class WebhookDispatcher:
         if d.track.fails_left > 0:
             d.track.fails_left -= 1
             error: str | None = "connection refused (scenario webhook_fail; not sent)"
+        elif self._ctx.settings.webhooks == "record":
+            error = None  # --webhooks record: listed as delivered, never sent
         else:
             async with runner.limit:
                 at, began = self._wall.now(), real_seconds()  # the signed time is the sending's
