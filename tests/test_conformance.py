@@ -55,7 +55,7 @@ ADMIN_TIMEOUT_S = 180
 # The admin API is left out here as in the CLI run below (it changes the shared app's state).
 schema = schemathesis.openapi.from_asgi(
     "/openapi.yaml",
-    create_app(Settings(time_scale=0, api_tokens=(TOKEN,)), clock=ManualClock()),
+    create_app(Settings(time_scale=0, api_tokens=(TOKEN,), webhooks="record"), clock=ManualClock()),
 ).exclude(tag="admin")
 schema.config.generation.update(modes=[schemathesis.GenerationMode.POSITIVE])
 
