@@ -22,8 +22,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# What only the tests need: the wheelhouse, and the npm client (needs Node.js and npm).
+# What only the tests need: the wheelhouse, the npm client (needs Node.js and npm) and Debian's
+# redis-server (the Redis store's tests start their own; they fail, never skip, without it).
 $(TEST_STAMP): $(STAMP) tests/js/package-lock.json
+	command -v redis-server >/dev/null || (export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq redis-server >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq redis-server >/dev/null))
 	$(BIN)/python -m pip wheel --quiet -w $(WHEELHOUSE) '.[pytest]' 'replicate>=1.0,<1.1' \
 		replicate-stainless packaging pytest-xdist hatchling
 	rm -f $(WHEELHOUSE)/replicate_flux_emulator-*

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,10 +20,12 @@ from mock_server.auth import authenticate, authenticate_admin
 from mock_server.clock import Clock
 from mock_server.config import Settings
 from mock_server.context import AppContext, Call
-from mock_server.errors import APIError, handle_api_error
+from mock_server.errors import APIError, StoreUnavailable, handle_api_error
 from mock_server.fixtures import load_fixtures
 from mock_server.image_cache import ImageCache
 from mock_server.journal import JournalMiddleware
+from mock_server.redis_store import RedisParts, open_redis
+from mock_server.redis_store.connection import DOWN, down_handler
 from mock_server.responses import COMET_PREFIX, REPLICATE_PREFIX
 from mock_server.routes import admin, files, models, predictions, stream, uploads, webhooks
 from mock_server.scenarios import (
@@ -32,6 +37,7 @@ from mock_server.spec import SpecError, load_spec
 from mock_server.store import MemoryStore, PredictionStore
 from mock_server.timeline import ClockMode, clock_for, mode_for
 
+log = logging.getLogger("mock_server")
 Handler = Callable[[Request, Call], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -121,6 +127,7 @@ def bind(context: AppContext, operation_id: str, handler: Handler) -> Endpoint:
     scenarios = not is_admin and route not in CREATES and route not in UNSCENARIOED
 
     async def endpoint(request: Request) -> Response:
+        await context.sync()  # a shared store: what other processes changed
         if is_admin:
             owner = authenticate_admin(request, context.settings.admin_token)
         else:
@@ -130,7 +137,7 @@ def bind(context: AppContext, operation_id: str, handler: Handler) -> Endpoint:
         if op.headers:
             op.check_headers(request.headers)
         if scenarios:
-            await apply_http(context.scenarios_for(request, route))
+            await apply_http(await context.scenarios_for(request, route))
         if context.rate_limiter is not None and op.secured and not is_admin:
             context.rate_limiter.take(owner, "create" if route in CREATES else "other")
         return await handler(request, Call(context, op, owner))
@@ -163,6 +170,35 @@ def flat_routes(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple
             yield prefix + route.path, route
 
 
+def _lifespan(
+    context: AppContext, shared: RedisParts | None
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """With Redis: join the shared state at start (a Redis that is away only delays that), follow
+    the other processes' changes, and watch the shared webhook schedule; close at the end."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if shared is not None:
+            try:
+                await context.sync()
+            except StoreUnavailable as exc:
+                log.warning("starting without the store for now: %s", exc.detail)
+            shared.control.listen(context)
+            context.webhooks.start()
+        try:
+            yield
+        finally:
+            if shared is not None:
+                await context.webhooks.reset_runner()
+                await shared.close()
+
+    return lifespan
+
+
+def _default_store(settings: Settings, shared: RedisParts | None) -> PredictionStore:
+    return shared.store if shared is not None else MemoryStore(settings.max_predictions)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -176,10 +212,20 @@ def create_app(
     settings = replace(settings, clock=mode_for(clock, requested).value)
     spec = load_spec(settings.spec_path)
     scenario_schema = spec.validator("ScenarioRequest")
+    shared = open_redis(settings) if settings.store != "memory" else None
+    parts: dict[str, Any] = {}
+    if shared is not None:
+        parts = {
+            "files": shared.files,
+            "journal": shared.journal,
+            "shared": shared.control,
+            "agenda": shared.agenda,
+            "attempt_log": shared.attempts,
+        }
     context = AppContext(
         settings=settings,
         clock=clock,
-        store=store or MemoryStore(settings.max_predictions),
+        store=store or _default_store(settings, shared),
         spec=spec,
         models=load_fixtures(settings.fixtures_dir),
         images=ImageCache(settings.image_cache_bytes),
@@ -189,19 +235,25 @@ def create_app(
             scenario_schema,
         ),
         allowed_tokens=frozenset(settings.api_tokens),
+        **parts,
     )
     routes = build_routes(context)
     journal = Middleware(
         JournalMiddleware, journal=context.journal, now=lambda: context.clock.now()
     )
+    handlers: dict[Any, Any] = {
+        APIError: handle_api_error,
+        HTTPException: handle_api_error,
+        Exception: handle_api_error,
+    }
+    if shared is not None:
+        for error in DOWN:  # anything that reached Redis without a guard: still a 503
+            handlers[error] = down_handler(settings.store)
     app = Starlette(
         routes=routes,
         middleware=[journal],
-        exception_handlers={
-            APIError: handle_api_error,
-            HTTPException: handle_api_error,
-            Exception: handle_api_error,
-        },
+        exception_handlers=handlers,
+        lifespan=_lifespan(context, shared),
     )
     app.router.redirect_slashes = False  # `/v1/predictions/` is a 404, not a redirect
     app.state.ctx = context

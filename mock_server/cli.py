@@ -136,6 +136,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="require this bearer token on /__admin (default: the admin API is open)",
     )
     parser.add_argument(
+        "--store",
+        dest="store",
+        help="where state lives: memory (default; this process only) or redis://HOST:PORT/DB, "
+        "shared by every worker and replica and kept across restarts",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        dest="workers",
+        help="worker processes on one port (default 1; more than 1 needs --store redis://...)",
+    )
+    parser.add_argument(
+        "--redis-timeout",
+        type=float,
+        dest="redis_timeout",
+        help="seconds a Redis command may take before the request gets a 503 (default 2)",
+    )
+    parser.add_argument(
+        "--max-predictions",
+        type=int,
+        dest="max_predictions",
+        help="predictions kept; past it the oldest finished ones are forgotten (default 200000)",
+    )
+    parser.add_argument(
         "--max-body-bytes", type=int, dest="max_body_bytes", help="request body limit"
     )
     parser.add_argument(

@@ -15,6 +15,7 @@ CLOCK_MODES = ("time", "polls", "manual")
 OUTPUT_URLS = ("http", "data")
 RATE_LIMITS = ("off", "real")
 WEBHOOK_MODES = ("send", "record")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 MAX_TIME_SCALE = 1000.0  # beyond it, timings overflow date arithmetic
 
 
@@ -54,6 +55,11 @@ class Settings:
     # Hosts a create's `webhook` may name (422 otherwise); empty: any host.
     webhook_allow_hosts: tuple[str, ...] = ()
     webhooks: str = "send"  # send | record: signed and listed in /__admin/webhooks, never sent
+    # Where state lives: `memory` (this process) or `redis://HOST:PORT/DB`, shared by every
+    # worker and replica (redis_store/); `workers` > 1 needs Redis.
+    store: str = "memory"
+    workers: int = 1
+    redis_timeout: float = 2.0  # seconds a Redis command may take before the request gets a 503
     max_body_bytes: int = 10 * 1024 * 1024
     max_predictions: int = 200_000
     image_cache_bytes: int = 256 * 1024 * 1024
@@ -108,6 +114,21 @@ class Settings:
         for name in ("max_file_bytes", "max_files"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.store != "memory" and not self.store.startswith(REDIS_SCHEMES):
+            raise SettingsError(
+                f"store must be memory or a redis:// URL (redis://HOST:PORT/DB), not {self.store!r}"
+            )
+        if self.workers < 1:
+            raise SettingsError(f"workers must be at least 1, not {self.workers}")
+        if self.workers > 1 and self.store == "memory":
+            raise SettingsError(
+                f"workers {self.workers} need a shared store: add --store redis://HOST:PORT/0 "
+                "(each worker would otherwise keep its own predictions)"
+            )
+        if not self.redis_timeout > 0:
+            raise SettingsError(f"redis_timeout must be more than 0, not {self.redis_timeout}")
+        if self.max_predictions < 1:
+            raise SettingsError(f"max_predictions must be at least 1, not {self.max_predictions}")
         if not self.fetch_timeout > 0:
             raise SettingsError(f"fetch_timeout must be more than 0, not {self.fetch_timeout}")
         if not 0 <= self.port <= 65535:
@@ -156,9 +177,10 @@ def _parse(name: str, raw: str) -> object:
         "image_cache_bytes",
         "max_file_bytes",
         "max_files",
+        "workers",
     ):
         return int(raw)
-    if name in ("time_scale", "clock_stall_timeout", "fetch_timeout", "retention"):
+    if name in ("time_scale", "clock_stall_timeout", "fetch_timeout", "retention", "redis_timeout"):
         return float(raw)
     if name in ("fixtures_dir", "spec_path", "scenarios_path", *_TLS_PATHS):
         return Path(raw)

@@ -4,25 +4,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
-from mock_server.clock import Clock
+from mock_server.clock import Clock, ManualClock
 from mock_server.config import Settings
 from mock_server.errors import BadRequest, NotFound
 from mock_server.fixtures import ModelFixture
 from mock_server.image_cache import ImageCache
-from mock_server.journal import Journal
+from mock_server.journal import Journal, JournalLike
 from mock_server.lifecycle import State, state_at
 from mock_server.models import Prediction
 from mock_server.operations import Operation, build_operations
 from mock_server.ratelimit import RateLimiter
+from mock_server.responses import PREFIXES
 from mock_server.scenarios import HEADER, RequestFacts, Scenario, ScenarioBook
 from mock_server.spec import Spec
 from mock_server.store import PredictionStore
 from mock_server.timeline import ClockMode, StallGuard, Timeline, clock_for
-from mock_server.uploads import FileStore, MemoryFileStore
+from mock_server.uploads import FileStore, MemoryFileStore, files_space
 from mock_server.webhooks import WebhookDispatcher
+
+if TYPE_CHECKING:
+    from mock_server.redis_store.control import SharedControl
+    from mock_server.webhooks.delivery import AttemptLog
+    from mock_server.webhooks.schedule import AgendaLike
 
 
 @dataclass
@@ -35,9 +42,14 @@ class AppContext:
     images: ImageCache
     started_at: datetime
     scenarios: ScenarioBook
-    journal: Journal = field(default_factory=Journal)
+    journal: JournalLike = field(default_factory=Journal)
     allowed_tokens: frozenset[str] = field(default_factory=frozenset)
     files: FileStore = field(default_factory=MemoryFileStore)  # the Files API's uploads
+    # With a shared store (Redis): what every process must agree on beyond the records (resets,
+    # the manual clock, run-time scenarios), and where the webhook schedule lives.
+    shared: SharedControl | None = None
+    agenda: AgendaLike | None = None  # the webhook schedule (default: this process's)
+    attempt_log: AttemptLog | None = None  # webhook attempts (default: this process's)
 
     def __post_init__(self) -> None:
         self.by_version = {m.version: m for m in self.models.values()}
@@ -45,26 +57,76 @@ class AppContext:
         self.timeline = Timeline(self.clock, ClockMode(self.settings.clock))
         self.stall = StallGuard(self.clock, self.settings.clock_stall_timeout)
         self.rate_limiter = RateLimiter() if self.settings.rate_limits == "real" else None
-        self.webhooks = WebhookDispatcher(self)
+        self.webhooks = WebhookDispatcher(self, self.agenda, self.attempt_log)
+        self.store.finished = self._finished  # evict finished predictions first
 
-    def reset(self, **changes: object) -> None:
-        """Forget every prediction, journal entry and run-time scenario (pytest-httpserver's
-        `clear()`); `changes` may set a new seed, clock mode or time scale."""
+    def _finished(self, p: Prediction) -> bool:
+        return state_at(p, self.timeline.now_for(p)).status.terminal
+
+    async def sync(self, *, fresh: bool = False) -> None:
+        """Catch up with what other processes changed (a shared store only): a reset, the manual
+        clock, run-time scenarios (`fresh`: re-read them, with the `times` each has left).
+        Called before every request."""
+        if self.shared is not None:
+            await self.shared.sync(self, fresh=fresh)
+
+    async def reset_owner(self, owner: str) -> None:
+        """Forget what one caller made: predictions, files, journal entries, webhooks, and the
+        run-time scenarios that match its token (a shared server's per-job reset)."""
+        await self.store.reset(owner)
+        for prefix in PREFIXES:
+            await self.files.reset(files_space(owner, prefix))
+        await self.journal.clear(owner)
+        await self.webhooks.reset(owner)
+        for name in self.scenarios.owned_by(owner):
+            await self.remove_scenario(name)
+
+    async def reset(self, **changes: object) -> None:
+        """Forget every prediction, file, journal entry, webhook and run-time scenario
+        (pytest-httpserver's `clear()`); `changes` may set a new seed, clock mode or time scale."""
         settings = replace(self.settings, **changes) if changes else self.settings  # type: ignore[arg-type]
-        self.store.reset()
-        self.journal.clear()
-        self.webhooks.reset()  # recorded attempts, and deliveries still pending
+        await self.store.reset()
+        await self.journal.clear()
+        await self.webhooks.reset()  # recorded attempts, and deliveries still pending
+        await self.files.reset()
+        if self.shared is not None:
+            await self.shared.reset(self, changes)  # every other process follows
+        self.apply_reset(settings, new_clock="clock" in changes)
+
+    def apply_reset(self, settings: Settings, *, new_clock: bool) -> None:
+        """This process's part of a reset: caches, limits, settings and clock."""
         self.scenarios.reset()
         self.images.clear()
-        self.files.reset()
         if self.rate_limiter is not None:
             self.rate_limiter.reset()
         self.settings = settings
         mode = ClockMode(self.settings.clock)
-        if "clock" in changes:
+        if new_clock:
             self.clock = clock_for(mode)
         self.timeline = Timeline(self.clock, mode)
         self.stall = StallGuard(self.clock, self.settings.clock_stall_timeout)
+
+    async def add_scenario(self, scenario: Scenario) -> None:
+        self.scenarios.add(scenario)
+        if self.shared is not None:
+            await self.shared.put_scenario(scenario)
+
+    async def remove_scenario(self, name: str) -> bool:
+        removed = self.scenarios.remove(name)
+        if self.shared is not None:
+            removed = await self.shared.drop_scenario(name) or removed
+        return removed
+
+    async def move_clock(self, *, advance: float | None = None, to: datetime | None = None) -> None:
+        """Move the manual clock (every process's, with a shared store)."""
+        clock = self.clock
+        assert isinstance(clock, ManualClock)
+        if advance is not None:
+            clock.advance(advance)
+        elif to is not None:
+            clock.set(to)
+        if self.shared is not None:
+            await self.shared.set_clock(clock.now())
 
     def state(self, p: Prediction) -> State:
         """Where `p` is now, as this server's clock mode sees it."""
@@ -78,7 +140,7 @@ class AppContext:
             return replace(state, data_removed=True)
         return state
 
-    def scenarios_for(
+    async def scenarios_for(
         self, request: Request, route: str, model: str | None = None, prompt: str | None = None
     ) -> list[Scenario]:
         """The scenarios for this request; 400 for an `X-Mock-Scenario` that names none."""
@@ -98,7 +160,18 @@ class AppContext:
             prompt=prompt,
             header=header,
         )
-        return self.scenarios.select(facts)
+        applied = []
+        for rule in self.scenarios.select(facts):
+            if rule.times is not None:
+                spent = (
+                    await self.shared.spend(rule)
+                    if self.shared is not None
+                    else self.scenarios.spend(rule)
+                )
+                if not spent:
+                    continue
+            applied.append(rule)
+        return applied
 
     def model(self, owner: str, name: str) -> ModelFixture:
         fixture = self.models.get(f"{owner}/{name}")

@@ -11,7 +11,8 @@ APIError                    (any status; title, detail)
 ├── UnsupportedMediaType    415  a body that is not application/json (an upload: multipart)
 ├── InvalidVersion          422  create-by-version with an unknown version
 ├── ValidationFailed        422  input (or body) fails its schema; carries invalid_fields
-└── InternalError           500  anything unexpected (no traceback in the body)
+├── InternalError           500  anything unexpected (no traceback in the body)
+└── StoreUnavailable        503  the shared store (Redis) does not answer; carries Retry-After
 """
 
 from __future__ import annotations
@@ -142,6 +143,17 @@ class ValidationFailed(APIError):
 
 class InternalError(APIError):
     pass
+
+
+class StoreUnavailable(APIError):
+    """The shared store did not answer in time, or refused the connection: nothing was half
+    written (each change is one transaction), and the client may retry."""
+
+    status_code = 503
+    title = "Service Unavailable"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
 
 
 class ForcedError(APIError):

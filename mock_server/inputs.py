@@ -101,7 +101,7 @@ async def _measure(c: AppContext, request: Request, owner: str, value: str) -> O
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https"):
         return UNKNOWN
-    local = _local(c, request, owner, value, parts)
+    local = await _local(c, request, owner, value, parts)
     if local is not None:
         return local
     if c.settings.fetch_inputs:
@@ -189,16 +189,16 @@ def _ours(c: AppContext, request: Request, parts: SplitResult) -> bool:
     return here is not None and here in {_host(n) for n in netlocs if n}
 
 
-def _local(
+async def _local(
     c: AppContext, request: Request, owner: str, value: str, parts: SplitResult
 ) -> Outcome | None:
     """A file or output of this server, measured without HTTP; None for any other URL."""
     if m := _FILE.search(parts.path):
-        f = c.files.get(files_space(owner, m.group("prefix")), m.group("id"))
+        f = await c.files.get(files_space(owner, m.group("prefix")), m.group("id"))
         if f is not None and f.expires_at > c.clock.now():
             return _bytes_outcome(value, f.data)
     elif m := _OUTPUT.search(parts.path):
-        p = c.store.get(m.group("id"))
+        p = await c.store.get(m.group("id"))
         if (
             p is not None
             and m.group("ext") == p.fmt

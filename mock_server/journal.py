@@ -6,13 +6,15 @@ from __future__ import annotations
 import hashlib
 import time as _time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mock_server.auth import owner_of
 
 MAX_BODY = 4096
 _MODEL_PATH = "/models/"
@@ -68,20 +70,36 @@ class Entry:
             "response_body": _text(self.response_body),
         }
 
+    @property
+    def owner(self) -> str | None:
+        """The caller's owner key (auth.owner_of), for a per-token reset."""
+        token = self.authorization.decode("latin-1").partition(" ")[2].strip()
+        return owner_of(token) if token else None
+
 
 class Journal:
+    """The journal of this process (memory store); a shared store keeps one for every process
+    (redis_store/journal.py) behind the same methods."""
+
     def __init__(self, limit: int = 10_000) -> None:
         self.entries: deque[Entry] = deque(maxlen=limit)
         self._seq = 0
 
-    def clear(self) -> None:
-        self.entries.clear()
-
-    def next_seq(self) -> int:
+    def append(self, entry: Entry) -> None:
         self._seq += 1
-        return self._seq
+        entry.seq = self._seq
+        self.entries.append(entry)
 
-    def find(
+    async def clear(self, owner: str | None = None) -> None:
+        """Forget every entry (only `owner`'s requests, when given)."""
+        if owner is None:
+            self.entries.clear()
+            return
+        kept = [e for e in self.entries if e.owner != owner]
+        self.entries.clear()
+        self.entries.extend(kept)
+
+    async def find(
         self,
         *,
         method: str | None = None,
@@ -90,21 +108,33 @@ class Journal:
         status: int | None = None,
         limit: int = 1000,
     ) -> list[Entry]:
-        """Newest first; `path` matches as a prefix."""
-        found: list[Entry] = []
-        for e in reversed(self.entries):
-            if method and e.method != method.upper():
-                continue
-            if path and not e.path.startswith(path):
-                continue
-            if model and e.model != model:
-                continue
-            if status is not None and e.status != status:
-                continue
-            found.append(e)
-            if len(found) >= limit:
-                break
-        return found
+        return find(self.entries, method=method, path=path, model=model, status=status, limit=limit)
+
+
+def find(
+    entries: Sequence[Entry],
+    *,
+    method: str | None = None,
+    path: str | None = None,
+    model: str | None = None,
+    status: int | None = None,
+    limit: int = 1000,
+) -> list[Entry]:
+    """Newest first (`entries` are oldest first); `path` matches as a prefix."""
+    found: list[Entry] = []
+    for e in reversed(entries):
+        if method and e.method != method.upper():
+            continue
+        if path and not e.path.startswith(path):
+            continue
+        if model and e.model != model:
+            continue
+        if status is not None and e.status != status:
+            continue
+        found.append(e)
+        if len(found) >= limit:
+            break
+    return found
 
 
 def _text(raw: bytes) -> str:
@@ -125,10 +155,28 @@ def _model_of(path: str, response: bytes, content_type: str) -> str | None:
     return None
 
 
+class JournalLike(Protocol):
+    """What the middleware and the admin API need of a journal (Journal, RedisJournal)."""
+
+    def append(self, entry: Entry) -> None: ...
+
+    async def clear(self, owner: str | None = None) -> None: ...
+
+    async def find(
+        self,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        model: str | None = None,
+        status: int | None = None,
+        limit: int = 1000,
+    ) -> list[Entry]: ...
+
+
 class JournalMiddleware:
     """Records every request outside /__admin (whose own calls would drown the log)."""
 
-    def __init__(self, app: ASGIApp, journal: Journal, now: Callable[[], datetime]) -> None:
+    def __init__(self, app: ASGIApp, journal: JournalLike, now: Callable[[], datetime]) -> None:
         self.app, self.journal, self.now = app, journal, now
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -173,9 +221,9 @@ class JournalMiddleware:
                     authorization = value
                 elif key == b"x-mock-scenario":
                     scenario = value
-            self.journal.entries.append(
+            self.journal.append(
                 Entry(
-                    self.journal.next_seq(),
+                    0,  # numbered by the journal
                     at,
                     scope["method"],
                     scope["path"],

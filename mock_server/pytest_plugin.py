@@ -8,27 +8,27 @@ official Python clients' environment points at it, so `replicate.run(...)` just 
 
     @pytest.mark.mock_server(clock="manual", seed=5, scenarios=[{"name": ..., ...}])
     def test_steps(mock_server): ...; mock_server.advance(5); ...
+
+With `--mock-server-url` the tests use a server already running, shared with other jobs
+(plugin_remote.py): no server is started, and each session resets and sees only its own token's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
-import json
+import inspect
+import os
 import shutil
 import socket
-import ssl
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import pytest
 import uvicorn
@@ -39,6 +39,14 @@ from mock_server.app import create_app
 from mock_server.clock import ManualClock
 from mock_server.config import OUTPUT_URLS, Settings
 from mock_server.context import AppContext
+from mock_server.plugin_remote import (
+    GLOBAL_OPTIONS,
+    RemoteServer,
+    ServerHandle,
+    SharedServerError,
+    new_token,
+    python_client_base,
+)
 from mock_server.scenarios import parse
 from mock_server.timeline import ClockMode
 
@@ -53,6 +61,28 @@ POLL_INTERVAL = 0.05  # seconds between the official clients' polls, in tests
 # The plugin's server: the real clock at 1/100 of the models' timings (flux-2-flex's 23.6 s take
 # 0.24 s), and on the opt-in manual clock a client left waiting is told so after 5 s.
 DEFAULT_SETTINGS = Settings(port=0, time_scale=0.01, clock_stall_timeout=5.0)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup(MARKER, "mock server (Replicate emulator)")
+    group.addoption(
+        "--mock-server-url",
+        default=None,
+        help="use the mock server already running at this URL (shared by many jobs) instead of "
+        "starting one (env: MOCK_SERVER_URL)",
+    )
+    group.addoption(
+        "--mock-server-token",
+        default=None,
+        help="with --mock-server-url: the API token this session sends, and whose state each "
+        "test resets (default: a new r8_mock_<uuid> per session and xdist worker)",
+    )
+    group.addoption(
+        "--mock-server-admin-token",
+        default=None,
+        help="with --mock-server-url: the bearer token for the server's /__admin API "
+        "(env: MOCK_SERVER_ADMIN_TOKEN)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -76,17 +106,7 @@ class Options:
 
     @classmethod
     def of(cls, request: pytest.FixtureRequest, settings: Settings) -> Options:
-        marker = request.node.get_closest_marker(MARKER)
-        kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
-        unknown = sorted(set(kwargs) - set(MARKER_OPTIONS))
-        if marker and (marker.args or unknown):
-            raise TypeError(
-                f"@pytest.mark.{MARKER} takes only keyword arguments clock, seed, time_scale, "
-                f"scenarios and output_urls (got {list(marker.args) + unknown})"
-            )
-        pick = {k: v for k, v in kwargs.items() if v is not None}
-        if pick.get("clock", settings.clock) not in [m.value for m in ClockMode]:
-            raise ValueError(f"clock must be time, polls or manual, not {pick['clock']!r}")
+        pick = marker_values(request)
         clock = pick.get("clock", settings.clock)
         # The settings' scale is for their clock kind: the plugin's 0.01 speeds up the real
         # clock, while on a manual or polls clock a test moves through the models' real timings.
@@ -120,6 +140,24 @@ class Options:
 MARKER_OPTIONS = ("clock", "seed", "time_scale", "scenarios", "output_urls")
 
 
+def marker_values(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The arguments the test's `mock_server` marker gives (None: not given), checked."""
+    marker = request.node.get_closest_marker(MARKER)
+    kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    unknown = sorted(set(kwargs) - set(MARKER_OPTIONS))
+    if marker and (marker.args or unknown):
+        raise TypeError(
+            f"@pytest.mark.{MARKER} takes only keyword arguments clock, seed, time_scale, "
+            f"scenarios and output_urls (got {list(marker.args) + unknown})"
+        )
+    pick = {k: v for k, v in kwargs.items() if v is not None}
+    if "clock" in pick and pick["clock"] not in [m.value for m in ClockMode]:
+        raise ValueError(f"clock must be time, polls or manual, not {pick['clock']!r}")
+    if "output_urls" in pick:
+        _output_urls(pick["output_urls"])
+    return pick
+
+
 def _output_urls(value: Any) -> str:
     if value not in OUTPUT_URLS:
         raise ValueError(f"output_urls must be http or data, not {value!r}")
@@ -131,22 +169,7 @@ def token_for(settings: Settings) -> str:
     return settings.api_tokens[0] if settings.api_tokens else TOKEN
 
 
-def python_client_base(url: str) -> str:
-    """The base URL the installed official Python client takes: 1.x appends `/v1` itself, the
-    Stainless-generated 2.x (`replicate-stainless`, or `replicate` 2.x) does not."""
-    try:
-        importlib.metadata.version("replicate-stainless")
-        return url + "/replicate/v1"
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    try:
-        major = importlib.metadata.version("replicate").split(".")[0]
-    except importlib.metadata.PackageNotFoundError:
-        major = "1"
-    return url + ("/replicate" if major in ("0", "1") else "/replicate/v1")
-
-
-def point_python_clients(monkeypatch: pytest.MonkeyPatch, server: MockServer) -> None:
+def point_python_clients(monkeypatch: pytest.MonkeyPatch, server: ServerHandle) -> None:
     """Point the official Python clients' module-level default client (`replicate.run(...)`)
     at `server` for one test: the variables they read, and a rebuild of a connection already made
     (closed now and again after the test, so none outlives the server it talks to)."""
@@ -231,19 +254,25 @@ class LiveServer:
         url = f"{'https' if certs else 'http'}://127.0.0.1:{port}"
         return cls(url, app, server, thread, loop, certs.ca_file if certs else None, workdir)
 
-    def call(self, fn: Callable[[], T]) -> T:
-        """`fn()` on the server's event loop. The app's state belongs to that thread, and a
-        request's journal entry is written just after its response went out: queued behind
-        it, a test's reset or journal read sees every request it got an answer to."""
-        future: Future[T] = Future()
+    @overload
+    def call(self, fn: Callable[[], Awaitable[T]]) -> T: ...
 
-        def run() -> None:
-            try:
-                future.set_result(fn())
-            except BaseException as exc:
-                future.set_exception(exc)
+    @overload
+    def call(self, fn: Callable[[], T]) -> T: ...
 
-        self.loop.call_soon_threadsafe(run)
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """`fn()` on the server's event loop (awaited there when it returns an awaitable). The
+        app's state belongs to that thread, and a request's journal entry is written just after
+        its response went out: queued behind it, a test's reset or journal read sees every
+        request it got an answer to."""
+
+        async def run() -> Any:
+            result = fn()
+            if inspect.isawaitable(result):
+                return await result
+            return result
+
+        future = asyncio.run_coroutine_threadsafe(run(), self.loop)
         return future.result(timeout=START_TIMEOUT)
 
     def stop(self) -> None:
@@ -253,21 +282,17 @@ class LiveServer:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-class MockServer:
-    """What a test gets from the `mock_server` fixture: URLs, the token, and control of the
-    server's clock, predictions, scenarios and journal (direct calls into its context)."""
+class MockServer(ServerHandle):
+    """What a test gets from the `mock_server` fixture on the plugin's own server: URLs, the
+    token, and control of the server's clock, predictions, scenarios and journal (direct calls
+    into its context)."""
 
     def __init__(self, live: LiveServer) -> None:
         self.live = live
-        self.url = live.url
-        self.replicate_base_url = self.url + "/replicate"  # replicate (Python) 1.x
-        self.cometapi_url = self.url + "/replicate/v1"  # replicate (npm), replicate (Python) 2.x
-        self.v1_url = self.url + "/v1"
-        self.python_client_url = python_client_base(self.url)  # for the installed Python client
-        self.token = token_for(self.ctx.settings)
-        self.headers = {"Authorization": f"Bearer {self.token}"}
-        # With `tls=True`: the CA to trust (the fixture sets SSL_CERT_FILE to it for the test).
-        self.ca_file = live.ca_file
+        settings = self.ctx.settings
+        super().__init__(
+            live.url, token_for(settings), ca_file=live.ca_file, admin_token=settings.admin_token
+        )
 
     @property
     def app(self) -> Starlette:
@@ -281,7 +306,11 @@ class MockServer:
     def reset(self, **changes: object) -> None:
         """Empty predictions, journal and added scenarios; `changes`: seed, clock, time_scale,
         output_urls."""
-        self.live.call(lambda: self.ctx.reset(**changes))
+
+        async def reset() -> None:
+            await self.ctx.reset(**changes)
+
+        self.live.call(reset)
 
     def _manual_clock(self) -> ManualClock:
         clock = self.ctx.clock
@@ -292,74 +321,63 @@ class MockServer:
             )
         return clock
 
-    def advance(self, seconds: float) -> datetime:
-        """Move the manual clock forward; returns the new time."""
-        if seconds < 0:
-            raise ValueError("cannot advance the clock by a negative number of seconds")
-        return self._manual_clock().advance(seconds)
+    def _advance(self, seconds: float) -> datetime:
+        return self._move(advance=seconds)
 
-    def set_time(self, when: datetime) -> datetime:
-        """Set the manual clock (an aware datetime)."""
-        if when.tzinfo is None:
-            raise ValueError("set_time needs an aware datetime (e.g. tzinfo=UTC)")
-        return self._manual_clock().set(when)
+    def _set_time(self, when: datetime) -> datetime:
+        return self._move(to=when)
+
+    def _move(self, *, advance: float | None = None, to: datetime | None = None) -> datetime:
+        clock = self._manual_clock()
+
+        async def move() -> datetime:
+            await self.ctx.move_clock(advance=advance, to=to)
+            return clock.now()
+
+        return self.live.call(move)
 
     def now(self) -> datetime:
         return self.ctx.clock.now()
 
-    def finish(
-        self, prediction_id: str, outcome: str = "succeed", error: str | None = None
-    ) -> dict[str, Any]:
-        """End a running prediction now: `succeed`, `fail` (with `error`) or `cancel`; returns
-        the prediction as the admin API shows it."""
-        if outcome not in ("succeed", "fail", "cancel"):
-            raise ValueError(f"outcome must be succeed, fail or cancel, not {outcome!r}")
-        body = {"error": error} if error is not None and outcome == "fail" else None
-        data = self._admin("POST", f"/__admin/predictions/{prediction_id}/{outcome}", body)
-        prediction: dict[str, Any] = data["prediction"]
-        return prediction
-
     def add_scenario(self, **fields: Any) -> None:
         """Add a scenario for this test (fields as POST /__admin/scenarios takes)."""
         scenario = parse(fields, self.ctx.scenarios.schema)
-        self.live.call(lambda: self.ctx.scenarios.add(scenario))
+
+        async def add() -> None:
+            await self.ctx.add_scenario(scenario)
+
+        self.live.call(add)
 
     def remove_scenario(self, name: str) -> None:
-        if not self.live.call(lambda: self.ctx.scenarios.remove(name)):
+        async def remove() -> bool:
+            return await self.ctx.remove_scenario(name)
+
+        if not self.live.call(remove):
             raise KeyError(f"no scenario named {name!r}")
 
-    def requests(self, **filters: Any) -> list[dict[str, Any]]:
-        """Journal entries, newest first; filters: method, path (prefix), model, status, limit."""
-        return self.live.call(lambda: [e.to_json() for e in self.ctx.journal.find(**filters)])
+    def requests(
+        self,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        model: str | None = None,
+        status: int | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Journal entries, newest first; `path` matches as a prefix."""
+
+        async def entries() -> list[dict[str, Any]]:
+            journal = self.ctx.journal
+            found = await journal.find(
+                method=method, path=path, model=model, status=status, limit=limit
+            )
+            return [e.to_json() for e in found]
+
+        return self.live.call(entries)
 
     def predictions(self) -> list[dict[str, Any]]:
         """Every token's predictions, newest first, as the API shows them (with `owner`)."""
-        return list(self._admin("GET", "/__admin/predictions")["predictions"])
-
-    def client(self, **kwargs: Any) -> Any:
-        """The installed official Python client for this server: `replicate.Client` (1.x) or
-        `replicate.Replicate` (the Stainless-generated 2.x); needs the `replicate` package."""
-        import replicate  # optional: only this helper needs it
-
-        kwargs.setdefault("base_url", self.python_client_url)
-        if hasattr(replicate, "Replicate"):
-            kwargs.setdefault("bearer_token", self.token)
-            return replicate.Replicate(**kwargs)
-        kwargs.setdefault("api_token", self.token)
-        return replicate.client.Client(**kwargs)
-
-    def _admin(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        """The admin API over HTTP: the views there need a request (URLs, owners)."""
-        headers = {"Content-Type": "application/json"}
-        admin = self.ctx.settings.admin_token
-        if admin:
-            headers["Authorization"] = f"Bearer {admin}"
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data, headers, method=method)
-        context = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
-        with urllib.request.urlopen(req, timeout=30, context=context) as response:
-            result: dict[str, Any] = json.load(response)
-        return result
+        return super().predictions()
 
 
 @pytest.fixture(scope="session")
@@ -390,22 +408,77 @@ def mock_server_live(
     return live
 
 
+@pytest.fixture(scope="session")
+def mock_server_remote(pytestconfig: pytest.Config) -> Iterator[RemoteServer | None]:
+    """The shared server of `--mock-server-url` (or MOCK_SERVER_URL), None without one; at the
+    session's end, what this session's token left there is freed."""
+    url = pytestconfig.getoption("mock_server_url") or os.environ.get("MOCK_SERVER_URL")
+    if not url:
+        yield None
+        return
+    token = pytestconfig.getoption("mock_server_token") or new_token()
+    admin = pytestconfig.getoption("mock_server_admin_token") or os.environ.get(
+        "MOCK_SERVER_ADMIN_TOKEN"
+    )
+    remote = RemoteServer(url, token, admin_token=admin or None)
+    try:
+        remote.health()
+    except Exception as exc:
+        pytest.fail(f"--mock-server-url {url}: {exc}", pytrace=False)
+    yield remote
+    remote.release()
+
+
 @pytest.fixture
 def mock_server(
     request: pytest.FixtureRequest,
-    mock_server_live: LiveServer,
+    mock_server_remote: RemoteServer | None,
     mock_server_settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[MockServer]:
+) -> Iterator[ServerHandle]:
     """The live server, reset for this test and set up as its `mock_server` marker says; the
-    official Python clients' `REPLICATE_*` variables point at it for the test."""
+    official Python clients' `REPLICATE_*` variables point at it for the test. With
+    `--mock-server-url`, the shared server there (only this session's token is reset)."""
+    if mock_server_remote is not None:
+        yield from _shared_server(request, mock_server_remote, monkeypatch)
+        return
     options = Options.of(request, mock_server_settings)
-    server = MockServer(mock_server_live)
+    live: LiveServer = request.getfixturevalue("mock_server_live")
+    server = MockServer(live)
     server.reset(**options.changes())
-    mock_server_live.call(lambda: options.add_scenarios(server.ctx))
+    for data in options.scenarios:
+        server.add_scenario(**data)
     point_python_clients(monkeypatch, server)
     yield server
     drop_python_clients()
+
+
+def _shared_server(
+    request: pytest.FixtureRequest, remote: RemoteServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ServerHandle]:
+    """`mock_server` on a shared server: the marker's global settings must be the server's
+    already, this token's state is reset, and the marker's scenarios apply to this token only."""
+    wanted = marker_values(request)
+    server = remote.for_test()
+    try:
+        server.check(wanted, f"@pytest.mark.{MARKER}({_marker_args(wanted)})")
+        server.reset()
+        for data in wanted.get("scenarios", ()):
+            server.add_scenario(**data)
+    except SharedServerError as exc:
+        server.remove_added_scenarios()
+        pytest.fail(str(exc), pytrace=False)
+    except BaseException:
+        server.remove_added_scenarios()
+        raise
+    point_python_clients(monkeypatch, server)
+    yield server
+    drop_python_clients()
+    server.remove_added_scenarios()
+
+
+def _marker_args(wanted: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={wanted[k]!r}" for k in GLOBAL_OPTIONS if k in wanted)
 
 
 @pytest.fixture

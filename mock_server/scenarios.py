@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from mock_server.auth import owner_of
 from mock_server.errors import ForcedError
 from mock_server.models import Prediction, Status
 from mock_server.spec import YAML_LOADER
@@ -209,6 +210,7 @@ class ScenarioBook:
 
     def reset(self) -> None:
         self.rules: dict[str, Scenario] = {}
+        self._added: set[str] = set()  # names added at run time
         for data in BUILTINS:
             self.rules[data["name"]] = Scenario.from_dict(data, builtin=True)
         for rule in self._from_file:
@@ -217,12 +219,18 @@ class ScenarioBook:
 
     def add(self, scenario: Scenario) -> None:
         self.rules[scenario.name] = scenario
+        self._added.add(scenario.name)
         self._changed()
 
     def remove(self, name: str) -> bool:
         removed = self.rules.pop(name, None) is not None
+        self._added.discard(name)
         self._changed()
         return removed
+
+    def refresh(self) -> None:
+        """After changing rules' `times` directly: try only those with some left."""
+        self._changed()
 
     def _changed(self) -> None:
         # Rules with `match` are tried on every request: keep just those, still in order.
@@ -235,22 +243,33 @@ class ScenarioBook:
         return header is not None or bool(self._matching)
 
     def select(self, req: RequestFacts) -> list[Scenario]:
-        """The scenarios that apply to this request, spending one of each one's `times`."""
+        """The scenarios that match this request (those with `times` still to be spent: see
+        `spend`)."""
         chosen = [r for r in self._matching if r.matches(req)]
         if req.header:
             named = self.rules.get(req.header)
             if named is not None and named not in chosen:
                 chosen.append(named)
-        applied = []
-        for rule in chosen:
-            if rule.times is not None:
-                if rule.times <= 0:
-                    continue
-                rule.times -= 1
-                if rule.times == 0 and rule in self._matching:
-                    self._changed()  # spent: no longer tried
-            applied.append(rule)
-        return applied
+        return chosen
+
+    def spend(self, rule: Scenario) -> bool:
+        """Spend one of a rule's `times`; False when none is left."""
+        if rule.times is None:
+            return True
+        if rule.times <= 0:
+            return False
+        rule.times -= 1
+        if rule.times == 0 and rule in self._matching:
+            self._changed()  # spent: no longer tried
+        return True
+
+    def owned_by(self, owner: str) -> list[str]:
+        """The run-time rules that match one caller's token (a per-token reset removes them)."""
+        return [
+            r.name
+            for r in self.rules.values()
+            if r.name in self._added and "token" in r.match and owner_of(r.match["token"]) == owner
+        ]
 
     def unknown(self, header: str | None) -> bool:
         return header is not None and header not in self.rules

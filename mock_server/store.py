@@ -9,13 +9,13 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from mock_server.models import Prediction
-from mock_server.paging import slice_page
+from mock_server.paging import slice_page, window_slice
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,19 +26,25 @@ class Page:
 
 
 class PredictionStore(Protocol):
-    def next_occurrence(self, key: str) -> int:
+    """Every method may raise StoreUnavailable (a shared store that cannot be reached)."""
+
+    kind: str  # memory | redis
+    finished: Callable[[Prediction], bool]  # which records may be evicted first
+
+    async def next_occurrence(self, owner: str, key: str) -> int:
         """How many create requests with this key came before this one (then counts this one)."""
         ...
 
-    def add(self, prediction: Prediction) -> Prediction: ...
+    async def add(self, prediction: Prediction) -> Prediction: ...
 
-    def get(self, prediction_id: str) -> Prediction | None: ...
+    async def get(self, prediction_id: str) -> Prediction | None: ...
 
-    def save(self, prediction: Prediction) -> None:
-        """Persist a change to a record previously returned by `add` or `get`."""
+    async def save(self, prediction: Prediction) -> None:
+        """Persist a change to a record previously returned by `add` or `get` (its mutable
+        fields: canceled_at, deadline, ends_at, outcome, error, reads)."""
         ...
 
-    def page(
+    async def page(
         self,
         owner: str | None,
         *,
@@ -53,31 +59,52 @@ class PredictionStore(Protocol):
         and before `created_before`."""
         ...
 
-    def count(self) -> int: ...
+    async def count(self) -> int: ...
 
-    def reset(self) -> None: ...
+    async def reset(self, owner: str | None = None) -> None:
+        """Forget every record (only `owner`'s, when given) and its id counters."""
+        ...
 
 
 class MemoryStore:
-    """Dicts in this process. Past `max_predictions` the oldest records are evicted."""
+    """Dicts in this process. Past `max_predictions` records are evicted, the oldest finished
+    one first (`finished` says which are; the context sets it from the clock)."""
+
+    kind = "memory"
+    LOOK_AHEAD = 64  # records looked at for a finished one before the oldest goes anyway
 
     def __init__(self, max_predictions: int = 200_000) -> None:
         self.max_predictions = max_predictions
-        self.reset()
+        self.finished: Callable[[Prediction], bool] = lambda p: True
+        self._clear()
 
-    def reset(self) -> None:
+    def _clear(self) -> None:
         self._by_id: OrderedDict[str, Prediction] = OrderedDict()
         self._seqs: defaultdict[str | None, list[int]] = defaultdict(list)  # None: everyone
         self._by_seq: dict[int, Prediction] = {}
-        self._occurrences: dict[str, int] = {}
+        # Per owner, each request key's count, least recently used first. An owner keeps no more
+        # keys than predictions (see _evict), so memory stays bounded however many creates come.
+        self._occurrences: defaultdict[str, OrderedDict[str, int]] = defaultdict(OrderedDict)
         self._seq = 0
 
-    def next_occurrence(self, key: str) -> int:
-        n = self._occurrences.get(key, 0)
-        self._occurrences[key] = n + 1
+    async def reset(self, owner: str | None = None) -> None:
+        if owner is None:
+            self._clear()
+            return
+        for seq in self._seqs.pop(owner, []):
+            gone = self._by_seq.pop(seq)
+            del self._by_id[gone.id]
+        everyone = self._seqs[None]
+        everyone[:] = [s for s in everyone if s in self._by_seq]
+        self._occurrences.pop(owner, None)
+
+    async def next_occurrence(self, owner: str, key: str) -> int:
+        counts = self._occurrences[owner]
+        n = counts.pop(key, 0)
+        counts[key] = n + 1  # now the most recently used
         return n
 
-    def add(self, prediction: Prediction) -> Prediction:
+    async def add(self, prediction: Prediction) -> Prediction:
         self._seq += 1
         prediction.seq = self._seq
         self._by_id[prediction.id] = prediction
@@ -89,20 +116,36 @@ class MemoryStore:
         return prediction
 
     def _evict(self) -> None:
-        _, old = self._by_id.popitem(last=False)
+        oldest = itertools.islice(self._by_id.values(), self.LOOK_AHEAD)
+        old = next((p for p in oldest if self.finished(p)), None)
+        if old is None:  # all running: memory is bounded all the same
+            old = next(iter(self._by_id.values()))
+        del self._by_id[old.id]
         del self._by_seq[old.seq]
         for key in (old.owner, None):
             seqs = self._seqs[key]
             del seqs[bisect.bisect_left(seqs, old.seq)]
+        if not self._seqs[old.owner]:
+            del self._seqs[old.owner]
+        # Each create adds at most one key: dropping the least recently used one whenever an
+        # owner has more keys than records keeps counts only for keys still in use. A forgotten
+        # key's predictions have all been evicted, so a reissued id never names a stored record.
+        counts = self._occurrences.get(old.owner)
+        if counts is not None:
+            if len(counts) > len(self._seqs.get(old.owner, ())):
+                counts.popitem(last=False)
+            if not counts:
+                del self._occurrences[old.owner]
 
-    def get(self, prediction_id: str) -> Prediction | None:
+    async def get(self, prediction_id: str) -> Prediction | None:
         return self._by_id.get(prediction_id)
 
-    def save(self, prediction: Prediction) -> None:
+    async def save(self, prediction: Prediction) -> None:
         # Records are live objects here; a shared store (Redis) writes them back.
-        self._by_id[prediction.id] = prediction
+        if prediction.id in self._by_id:
+            self._by_id[prediction.id] = prediction
 
-    def page(
+    async def page(
         self,
         owner: str | None,
         *,
@@ -114,57 +157,23 @@ class MemoryStore:
     ) -> Page:
         seqs = self._seqs.get(owner, [])
         if created_after is not None or created_before is not None:
-            return self._window_page(seqs, before, after, limit, created_after, created_before)
-        page = slice_page(seqs, before, after, limit)
+            by_seq = self._by_seq
+            page = window_slice(
+                seqs,
+                lambda s: by_seq[s].created_at,
+                before,
+                after,
+                limit,
+                created_after,
+                created_before,
+            )
+        else:
+            page = slice_page(seqs, before, after, limit)
         return Page(
             results=[self._by_seq[s] for s in page.seqs],
             next_before=page.next_before,
             previous_after=page.previous_after,
         )
 
-    def _window_page(
-        self,
-        seqs: list[int],
-        before: int | None,
-        after: int | None,
-        limit: int,
-        created_after: datetime | None,
-        created_before: datetime | None,
-    ) -> Page:
-        """A page of the records created in the window. Creation times follow creation order
-        only while the clock runs forwards (a manual clock may be set back), so this walks the
-        records from the cursor on, as far as it needs to, instead of bisecting on time."""
-
-        def chosen(p: Prediction) -> bool:
-            return (created_after is None or p.created_at >= created_after) and (
-                created_before is None or p.created_at < created_before
-            )
-
-        def walk(newer: bool, start: int | None) -> Iterator[int]:
-            """Seqs in the window newer than `start` (oldest first), or older (newest first)."""
-            if newer:
-                lo = 0 if start is None else bisect.bisect_right(seqs, start)
-                positions: Iterable[int] = range(lo, len(seqs))
-            else:
-                hi = len(seqs) if start is None else bisect.bisect_left(seqs, start)
-                positions = range(hi - 1, -1, -1)
-            return (seqs[i] for i in positions if chosen(self._by_seq[seqs[i]]))
-
-        if after is not None:
-            newer = walk(True, after)
-            picked = list(itertools.islice(newer, limit))[::-1]  # newest first
-            more_newer = next(newer, None) is not None
-            more_older = bool(picked) and next(walk(False, picked[-1]), None) is not None
-        else:
-            older = walk(False, before)
-            picked = list(itertools.islice(older, limit))
-            more_older = next(older, None) is not None
-            more_newer = bool(picked) and next(walk(True, picked[0]), None) is not None
-        return Page(
-            results=[self._by_seq[s] for s in picked],
-            next_before=picked[-1] if more_older else None,
-            previous_after=picked[0] if more_newer else None,
-        )
-
-    def count(self) -> int:
+    async def count(self) -> int:
         return len(self._by_id)

@@ -76,54 +76,68 @@ class FilePage:
 
 
 class FileStore(Protocol):
-    def next_occurrence(self, key: str) -> int:
+    """Every method may raise StoreUnavailable (a shared store that cannot be reached)."""
+
+    async def next_occurrence(self, key: str) -> int:
         """How many uploads with this key came before this one (then counts this one)."""
         ...
 
-    def add(self, file: StoredFile) -> StoredFile:
+    async def add(self, file: StoredFile) -> StoredFile:
         """Store `file`, giving it the next `seq`; returns the stored record."""
         ...
 
-    def get(self, owner: str, file_id: str) -> StoredFile | None:
+    async def get(self, owner: str, file_id: str) -> StoredFile | None:
         """`owner`'s file with this id; None for an unknown id or another token's file."""
         ...
 
-    def delete(self, owner: str, file_id: str) -> bool: ...
+    async def delete(self, owner: str, file_id: str) -> bool: ...
 
-    def count(self, owner: str) -> int: ...
+    async def count(self, owner: str) -> int: ...
 
-    def page(
+    async def page(
         self, owner: str, *, before: int | None = None, after: int | None = None, limit: int = 100
     ) -> FilePage:
         """`owner`'s files, newest first, older than `before` or newer than `after`."""
         ...
 
-    def purge(self, owner: str, now: datetime) -> None:
+    async def purge(self, owner: str, now: datetime) -> None:
         """Forget `owner`'s files that have expired at `now`."""
         ...
 
-    def reset(self) -> None: ...
+    async def reset(self, owner: str | None = None) -> None:
+        """Forget every file (only `owner`'s, a files_space, when given) and upload count."""
+        ...
 
 
 class MemoryFileStore:
     """Dicts in this process; the limits (file size, files per token) are checked by the caller."""
 
     def __init__(self) -> None:
-        self.reset()
+        self._clear()
 
-    def reset(self) -> None:
+    def _clear(self) -> None:
         self._by_id: dict[str, StoredFile] = {}
         self._seqs: defaultdict[str, list[int]] = defaultdict(list)  # owner -> seqs, ascending
         self._by_seq: dict[int, StoredFile] = {}
         self._occurrences: dict[str, int] = {}
         self._seq = 0
 
-    def next_occurrence(self, key: str) -> int:
+    async def reset(self, owner: str | None = None) -> None:
+        if owner is None:
+            self._clear()
+            return
+        for seq in self._seqs.pop(owner, []):
+            del self._by_id[self._by_seq.pop(seq).id]
+        mine = f"{owner}:"
+        for key in [k for k in self._occurrences if k.startswith(mine)]:
+            del self._occurrences[key]
+
+    async def next_occurrence(self, key: str) -> int:
         n = self._occurrences.get(key, 0)
         self._occurrences[key] = n + 1
         return n
 
-    def add(self, file: StoredFile) -> StoredFile:
+    async def add(self, file: StoredFile) -> StoredFile:
         self._seq += 1
         stored = replace(file, seq=self._seq)
         self._by_id[stored.id] = stored
@@ -131,12 +145,12 @@ class MemoryFileStore:
         self._seqs[stored.owner].append(stored.seq)
         return stored
 
-    def get(self, owner: str, file_id: str) -> StoredFile | None:
+    async def get(self, owner: str, file_id: str) -> StoredFile | None:
         found = self._by_id.get(file_id)
         return found if found is not None and found.owner == owner else None
 
-    def delete(self, owner: str, file_id: str) -> bool:
-        found = self.get(owner, file_id)
+    async def delete(self, owner: str, file_id: str) -> bool:
+        found = await self.get(owner, file_id)
         if found is None:
             return False
         del self._by_id[found.id]
@@ -145,10 +159,10 @@ class MemoryFileStore:
         del seqs[bisect.bisect_left(seqs, found.seq)]
         return True
 
-    def count(self, owner: str) -> int:
+    async def count(self, owner: str) -> int:
         return len(self._seqs.get(owner, ()))
 
-    def page(
+    async def page(
         self, owner: str, *, before: int | None = None, after: int | None = None, limit: int = 100
     ) -> FilePage:
         page = slice_page(self._seqs.get(owner, []), before, after, limit)
@@ -158,7 +172,7 @@ class MemoryFileStore:
             previous_after=page.previous_after,
         )
 
-    def purge(self, owner: str, now: datetime) -> None:
+    async def purge(self, owner: str, now: datetime) -> None:
         # Upload order is creation order while the clock runs forwards; a manual clock set back
         # can break that, so every record is checked (a token keeps at most --max-files).
         expired = [
@@ -167,4 +181,4 @@ class MemoryFileStore:
             if self._by_seq[s].expires_at <= now
         ]
         for gone in expired:
-            self.delete(owner, gone)
+            await self.delete(owner, gone)

@@ -199,3 +199,21 @@ def create(
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+# Kept beside its fixture (at the end of the file) on purpose.
+from tests.redis_server import RedisServer, RedisServerMissing  # noqa: E402
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of this test's own (free port, own folder, nothing persisted), stopped
+    after it. Fails, never skips, when redis-server is not installed: `make test` installs it."""
+    try:
+        server = RedisServer.start(tmp_path_factory.mktemp("redis"))
+    except RedisServerMissing as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()

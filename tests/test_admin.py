@@ -3,6 +3,7 @@ tokens, forcing a prediction's end, and `--admin-token`. In process, on the manu
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -181,13 +182,17 @@ def test_reset_body_is_optional_but_must_be_json(
 def test_reset_with_100k_predictions_leaves_none(app: Starlette, client: TestClient) -> None:
     """The time this takes is measured in bench/reset_bench.py, not asserted here."""
     store = app.state.ctx.store
-    for i in range(100_000):
-        store.add(prediction(id=f"p{i:025d}", input={"prompt": "many"}))
+
+    async def fill() -> None:
+        for i in range(100_000):
+            await store.add(prediction(id=f"p{i:025d}", input={"prompt": "many"}))
+
+    asyncio.run(fill())
     assert client.get("/__admin/health").json()["predictions"] == 100_000
     assert client.post("/__admin/reset").status_code == 200
     assert client.get("/__admin/health").json()["predictions"] == 0
     assert client.get("/__admin/predictions").json() == {"predictions": []}
-    assert store.get("p" + "0" * 25) is None
+    assert asyncio.run(store.get("p" + "0" * 25)) is None
 
 
 # ----------------------------------------------------------------------------- clock

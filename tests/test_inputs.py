@@ -4,6 +4,7 @@ or `/download` URL, a data: URI, an output of this server, a remote URL offline 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import io
@@ -68,7 +69,7 @@ def run(
     assert r.status_code in (200, 201), r.text
     clock.advance(DONE_S)
     done: dict[str, Any] = client.get(f"{prefix}/predictions/{r.json()['id']}").json()
-    p = client.app.state.ctx.store.get(done["id"])  # type: ignore[attr-defined]
+    p = asyncio.run(client.app.state.ctx.store.get(done["id"]))  # type: ignore[attr-defined]
     done["size"] = (p.width, p.height)
     return done
 

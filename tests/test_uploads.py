@@ -59,46 +59,49 @@ def stored(owner: str = "o", content: bytes = b"x", seq_id: str = "a" * 26) -> S
 # ----------------------------------------------------------------------------- the store
 
 
-def test_store_pages_newest_first_per_owner() -> None:
+@pytest.mark.anyio
+async def test_store_pages_newest_first_per_owner() -> None:
     store = MemoryFileStore()
     for i in range(5):
-        store.add(stored("a", seq_id=f"a{i}"))
-        store.add(stored("b", seq_id=f"b{i}"))
-    first = store.page("a", limit=2)
+        await store.add(stored("a", seq_id=f"a{i}"))
+        await store.add(stored("b", seq_id=f"b{i}"))
+    first = await store.page("a", limit=2)
     assert [f.id for f in first.results] == ["a4", "a3"]
     assert first.previous_after is None
     assert first.next_before is not None
-    second = store.page("a", before=first.next_before, limit=2)
+    second = await store.page("a", before=first.next_before, limit=2)
     assert [f.id for f in second.results] == ["a2", "a1"]
-    back = store.page("a", after=second.previous_after, limit=2)
+    back = await store.page("a", after=second.previous_after, limit=2)
     assert [f.id for f in back.results] == ["a4", "a3"]
-    assert store.count("a") == store.count("b") == 5
+    assert await store.count("a") == await store.count("b") == 5
 
 
-def test_store_isolates_owners_and_deletes() -> None:
+@pytest.mark.anyio
+async def test_store_isolates_owners_and_deletes() -> None:
     store = MemoryFileStore()
-    store.add(stored("a", seq_id="x"))
-    assert store.get("b", "x") is None
-    assert not store.delete("b", "x")
-    assert store.get("a", "x") is not None
-    assert store.delete("a", "x")
-    assert store.get("a", "x") is None
-    assert store.count("a") == 0
-    assert store.page("a").results == []
+    await store.add(stored("a", seq_id="x"))
+    assert await store.get("b", "x") is None
+    assert not await store.delete("b", "x")
+    assert await store.get("a", "x") is not None
+    assert await store.delete("a", "x")
+    assert await store.get("a", "x") is None
+    assert await store.count("a") == 0
+    assert (await store.page("a")).results == []
 
 
-def test_store_purges_expired_files_and_resets() -> None:
+@pytest.mark.anyio
+async def test_store_purges_expired_files_and_resets() -> None:
     store = MemoryFileStore()
-    store.add(stored("a", seq_id="old"))
+    await store.add(stored("a", seq_id="old"))
     later = StoredFile("new", "a", "f", "t/p", b"", {}, START + timedelta(hours=1), "", "")
-    store.add(later)
-    store.purge("a", START + LIFETIME)
-    assert [f.id for f in store.page("a").results] == ["new"]
-    assert store.next_occurrence("k") == 0
-    assert store.next_occurrence("k") == 1
-    store.reset()
-    assert store.count("a") == 0
-    assert store.next_occurrence("k") == 0
+    await store.add(later)
+    await store.purge("a", START + LIFETIME)
+    assert [f.id for f in (await store.page("a")).results] == ["new"]
+    assert await store.next_occurrence("k") == 0
+    assert await store.next_occurrence("k") == 1
+    await store.reset()
+    assert await store.count("a") == 0
+    assert await store.next_occurrence("k") == 0
 
 
 def test_file_ids_are_derived_and_look_like_replicates() -> None:

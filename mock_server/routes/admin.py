@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mock_server import __version__ as version
+from mock_server.auth import owner_of
 from mock_server.clock import ManualClock
 from mock_server.config import MAX_TIME_SCALE
 from mock_server.context import AppContext, Call
@@ -41,7 +42,8 @@ async def health(request: Request, call: Call) -> Response:
         {
             "status": "ok",
             "version": version,
-            "predictions": c.store.count(),
+            "predictions": await c.store.count(),
+            "store": c.store.kind,
             "clock": _clock_json(c),
             "seed": c.settings.seed,
             "time_scale": c.settings.time_scale,
@@ -53,9 +55,17 @@ async def reset(request: Request, call: Call) -> Response:
     """Empty the store, journal and run-time scenarios; optionally set seed, clock, time_scale."""
     c = call.ctx
     body = await read_json_object(request, c.settings.max_body_bytes, optional=True)
-    unknown = sorted(set(body) - {"seed", "clock", "time_scale"})
+    unknown = sorted(set(body) - {"seed", "clock", "time_scale", "token"})
     if unknown:
         raise BadRequest(f"Unknown reset option: {', '.join(unknown)}.")
+    if "token" in body:
+        token = body["token"]
+        if not isinstance(token, str) or not token.strip() or " " in token.strip():
+            raise BadRequest("`token` must be an API token (the one whose state to forget).")
+        if len(body) > 1:
+            raise BadRequest("`token` resets one caller: it cannot change seed, clock or scale.")
+        await c.reset_owner(owner_of(token.strip()))
+        return json_response({"status": "reset", "clock": _clock_json(c), "seed": c.settings.seed})
     changes: dict[str, object] = {}
     if "seed" in body:
         seed = body["seed"]
@@ -75,7 +85,7 @@ async def reset(request: Request, call: Call) -> Response:
         if not 0 <= scale <= MAX_TIME_SCALE:
             raise BadRequest(f"`time_scale` must be 0 to {MAX_TIME_SCALE:g}.")
         changes["time_scale"] = float(scale)
-    c.reset(**changes)
+    await c.reset(**changes)
     return json_response({"status": "reset", "clock": _clock_json(c), "seed": c.settings.seed})
 
 
@@ -97,7 +107,7 @@ async def move_clock(request: Request, call: Call) -> Response:
             raise BadRequest(
                 f"`advance` must be 0 to {MAX_ADVANCE:g} s, staying before {MAX_YEAR}."
             )
-        c.clock.advance(float(seconds))
+        await c.move_clock(advance=float(seconds))
     elif set(body) == {"set"}:
         try:
             when = datetime.fromisoformat(str(body["set"]).replace("Z", "+00:00"))
@@ -108,7 +118,7 @@ async def move_clock(request: Request, call: Call) -> Response:
         when = when.astimezone(UTC)  # the clock reads UTC
         if not MIN_YEAR <= when.year < MAX_YEAR:
             raise BadRequest(f"`set` must be between {MIN_YEAR} and {MAX_YEAR - 1}.")
-        c.clock.set(when)
+        await c.move_clock(to=when)
     else:
         raise BadRequest('Send {"advance": seconds} or {"set": "2024-01-01T00:00:00Z"}.')
     return json_response(_clock_json(c))
@@ -122,7 +132,7 @@ async def list_requests(request: Request, call: Call) -> Response:
     limit = q.get("limit", "1000")
     if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
         raise BadRequest("`limit` must be 1 to 10000.")
-    entries = call.ctx.journal.find(
+    entries = await call.ctx.journal.find(
         method=q.get("method"),
         path=q.get("path"),
         model=q.get("model"),
@@ -133,11 +143,12 @@ async def list_requests(request: Request, call: Call) -> Response:
 
 
 async def clear_requests(request: Request, call: Call) -> Response:
-    call.ctx.journal.clear()
+    await call.ctx.journal.clear()
     return Response(status_code=204)
 
 
 async def list_scenarios(request: Request, call: Call) -> Response:
+    await call.ctx.sync(fresh=True)  # `times` left, as every process has spent them
     rules = call.ctx.scenarios.rules.values()
     return json_response({"scenarios": [r.to_json() for r in rules]})
 
@@ -150,12 +161,12 @@ async def add_scenario(request: Request, call: Call) -> Response:
     except ScenarioError as exc:
         field, _, message = str(exc).removeprefix("scenario: ").partition(": ")
         raise ValidationFailed([InvalidField("invalid", field, message)]) from None
-    c.scenarios.add(scenario)
+    await c.add_scenario(scenario)
     return json_response(scenario.to_json(), 201)
 
 
 async def remove_scenario(request: Request, call: Call) -> Response:
-    if not call.ctx.scenarios.remove(request.path_params["name"]):
+    if not await call.ctx.remove_scenario(request.path_params["name"]):
         raise NotFound()
     return Response(status_code=204)
 
@@ -169,12 +180,12 @@ def _admin_view(request: Request, c: AppContext, p: Prediction) -> dict[str, Any
 
 async def list_all_predictions(request: Request, call: Call) -> Response:
     c = call.ctx
-    page = c.store.page(None, limit=1000)
+    page = await c.store.page(None, limit=1000)
     return json_response({"predictions": [_admin_view(request, c, p) for p in page.results]})
 
 
-def _find(request: Request, c: AppContext) -> Prediction:
-    p = c.store.get(request.path_params["prediction_id"])
+async def _find(request: Request, c: AppContext) -> Prediction:
+    p = await c.store.get(request.path_params["prediction_id"])
     if p is None:
         raise NotFound()
     return p
@@ -183,7 +194,7 @@ def _find(request: Request, c: AppContext) -> Prediction:
 async def force_prediction(request: Request, call: Call) -> Response:
     """Finish a running prediction now: `succeed`, `fail` (optional `error`) or `cancel`."""
     c = call.ctx
-    p = _find(request, c)
+    p = await _find(request, c)
     action = request.path_params["action"]
     if action not in ("succeed", "fail", "cancel"):
         raise NotFound()
@@ -202,6 +213,6 @@ async def force_prediction(request: Request, call: Call) -> Response:
             p.outcome = Status.SUCCEEDED if action == "succeed" else Status.FAILED
             if action == "fail":
                 p.error = error
-        c.store.save(p)
-        c.webhooks.changed(p)  # `completed` goes now
+        await c.store.save(p)
+        await c.webhooks.changed(p)  # `completed` goes now
     return json_response(_admin_view(request, c, p))

@@ -20,7 +20,7 @@ async def get_output_file(request: Request, call: Call) -> Response:
     """The rendered image; served with or without Authorization, as real delivery URLs are."""
     c = call.ctx
     match = _FILENAME.match(request.path_params["filename"])
-    p = c.store.get(request.path_params["prediction_id"])
+    p = await c.store.get(request.path_params["prediction_id"])
     if match is None or p is None:
         raise NotFound()
     index, ext = int(match.group(1)), match.group(2)

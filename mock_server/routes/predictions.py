@@ -84,21 +84,22 @@ async def _create(
     wait = prefer_wait(request.headers.getlist("prefer"))
     cancel_after = cancel_after_seconds(request.headers.get("cancel-after"))
     prompt = inp.get("prompt") if isinstance(inp.get("prompt"), str) else None
-    scenarios = c.scenarios_for(request, "createPrediction", fixture.ref, prompt)
+    scenarios = await c.scenarios_for(request, "createPrediction", fixture.ref, prompt)
     await apply_http(scenarios)  # a forced HTTP error stores nothing
     images = await inputs.resolve(c, request, owner, fixture, inp)  # sizes, or why it fails
-    p = _new_prediction(c, owner, fixture, inp, images.measure)
+    p = await _new_prediction(c, owner, fixture, inp, images.measure)
     images.apply(p)
     p.webhook = body.get("webhook")
     p.webhook_events_filter = events_filter(body.get("webhook_events_filter"))
     apply_to_prediction(scenarios, p, c.settings.time_scale)
     if cancel_after is not None:
         p.deadline = p.created_at + timedelta(seconds=cancel_after)
-    c.store.add(p)
+    await c.store.add(p)
     prefix = api_prefix(request.scope["path"])
     base = c.public_base(request)
     if p.webhook is not None:
-        c.webhooks.schedule(p, base=base, prefix=prefix)  # delivered later, never in this request
+        # Delivered later, never in this request.
+        await c.webhooks.schedule(p, base=base, prefix=prefix)
     headers = {"Location": f"{base}{prefix}/predictions/{p.id}"}
     # Without `Prefer: wait` a create answers `starting` whatever the timing, as the real API does.
     state = State(Status.STARTING, None, None, 0.0)
@@ -117,7 +118,7 @@ async def _wait(c: AppContext, p: Prediction, seconds: int) -> State:
     """
     if c.timeline.mode is ClockMode.POLLS:
         p.reads = 2  # waiting is polling to the end
-        c.store.save(p)
+        await c.store.save(p)
     else:
         # Wait on the condition, not on one sleep: a clock may wake early, and the end may move
         # (a cancel, a forced end). `seconds` bounds it on the clock and in real time.
@@ -134,7 +135,7 @@ async def _wait(c: AppContext, p: Prediction, seconds: int) -> State:
     return state if state.status.terminal else State(Status.STARTING, None, None, 0.0)
 
 
-def _new_prediction(
+async def _new_prediction(
     c: AppContext,
     owner: str,
     fixture: ModelFixture,
@@ -151,7 +152,7 @@ def _new_prediction(
     key = ids.request_key(c.settings.seed, owner, fixture.ref, inp)
     scale = c.settings.time_scale
     return Prediction(
-        id=ids.prediction_id(key, c.store.next_occurrence(key)),
+        id=ids.prediction_id(key, await c.store.next_occurrence(owner, key)),
         owner=owner,
         model=fixture.ref,
         input=inp,
@@ -166,9 +167,9 @@ def _new_prediction(
     )
 
 
-def _own(request: Request, c: AppContext, owner: str) -> Prediction:
+async def _own(request: Request, c: AppContext, owner: str) -> Prediction:
     prediction_id = request.path_params["prediction_id"]
-    p = c.store.get(prediction_id) if ids.is_valid(prediction_id) else None
+    p = await c.store.get(prediction_id) if ids.is_valid(prediction_id) else None
     if p is None or p.owner != owner:
         raise NotFound()
     return p
@@ -190,10 +191,10 @@ async def _show(request: Request, c: AppContext, p: Prediction) -> dict[str, Any
 
 async def get_prediction(request: Request, call: Call) -> Response:
     c = call.ctx
-    p = _own(request, c, call.owner)
+    p = await _own(request, c, call.owner)
     if c.timeline.read(p):
-        c.store.save(p)
-        c.webhooks.changed(p)  # the polls clock moved it
+        await c.store.save(p)
+        await c.webhooks.changed(p)  # the polls clock moved it
     if c.stall.active:  # a client polling a manual clock nobody moves is told so
         c.stall.read(p.id, running=not c.state(p).status.terminal)
     return json_response(await _show(request, c, p))
@@ -202,11 +203,11 @@ async def get_prediction(request: Request, call: Call) -> Response:
 async def cancel_prediction(request: Request, call: Call) -> Response:
     """A running prediction becomes `canceled`; a finished one comes back unchanged."""
     c = call.ctx
-    p = _own(request, c, call.owner)
+    p = await _own(request, c, call.owner)
     if not c.state(p).status.terminal:
         p.canceled_at = c.timeline.now_for(p)
-        c.store.save(p)
-        c.webhooks.changed(p)  # `completed` goes now
+        await c.store.save(p)
+        await c.webhooks.changed(p)  # `completed` goes now
     return json_response(await _show(request, c, p))
 
 
@@ -236,7 +237,7 @@ async def list_predictions(request: Request, call: Call) -> Response:
     cursor = request.query_params.get("cursor")
     before, after = parse_cursor(cursor) if cursor else (None, None)
     window = _parse_window(request)
-    page = c.store.page(
+    page = await c.store.page(
         owner,
         before=before,
         after=after,

@@ -27,8 +27,8 @@ POLL_SECONDS = 0.05
 MAX_STREAM_SECONDS = 1800.0  # the real API times predictions out after 30 minutes
 
 
-def _find(request: Request, c: AppContext) -> tuple[AppContext, Prediction]:
-    p = c.store.get(request.path_params["prediction_id"])
+async def _find(request: Request, c: AppContext) -> tuple[AppContext, Prediction]:
+    p = await c.store.get(request.path_params["prediction_id"])
     if p is None:
         raise NotFound()
     return c, p
@@ -75,6 +75,8 @@ async def _events(c: AppContext, p: Prediction, base: str, after: int) -> AsyncI
     numbered = 0  # log lines numbered so far: logs only ever grow
     waited = 0.0
     while True:
+        if c.shared is not None:  # another process may cancel it
+            p = await c.store.get(p.id) or p
         state = c.state(p)
         lines = logs_at(p, state, fixture.log_style).splitlines()
         for n, line in enumerate(lines[numbered:], start=numbered + 1):
@@ -96,7 +98,7 @@ async def _events(c: AppContext, p: Prediction, base: str, after: int) -> AsyncI
 
 
 async def stream_prediction(request: Request, call: Call) -> Response:
-    c, p = _find(request, call.ctx)
+    c, p = await _find(request, call.ctx)
     return StreamingResponse(
         _events(c, p, c.public_base(request), last_event_id(request)),
         media_type="text/event-stream",
@@ -106,7 +108,7 @@ async def stream_prediction(request: Request, call: Call) -> Response:
 
 async def get_prediction_page(request: Request, call: Call) -> Response:
     """A human view of one prediction: status, logs and images (refresh to follow it)."""
-    c, p = _find(request, call.ctx)
+    c, p = await _find(request, call.ctx)
     state = c.state(p)
     data = prediction_json(p, state, c.models[p.model], base=c.public_base(request), prefix="/v1")
     images = "".join(

@@ -61,11 +61,11 @@ def _show(request: Request, c: AppContext, f: StoredFile) -> dict[str, Any]:
     return file_json(f, c.public_base(request), api_prefix(request.scope["path"]))
 
 
-def own_file(c: AppContext, owner: str, fid: str) -> StoredFile | None:
+async def own_file(c: AppContext, owner: str, fid: str) -> StoredFile | None:
     """The caller's file if it exists and has not expired (an expired one is forgotten)."""
-    f = c.files.get(owner, fid)
+    f = await c.files.get(owner, fid)
     if f is not None and f.expires_at <= c.clock.now():
-        c.files.delete(owner, fid)
+        await c.files.delete(owner, fid)
         return None
     return f
 
@@ -75,8 +75,8 @@ def _space(request: Request, call: Call) -> str:
     return files_space(call.owner, api_prefix(request.scope["path"]))
 
 
-def _own(request: Request, c: AppContext, owner: str) -> StoredFile:
-    f = own_file(c, owner, request.path_params["file_id"])
+async def _own(request: Request, c: AppContext, owner: str) -> StoredFile:
+    f = await own_file(c, owner, request.path_params["file_id"])
     if f is None:
         raise NotFound()
     return f
@@ -156,15 +156,15 @@ async def create_file(request: Request, call: Call) -> Response:
     if problems or content is None:
         raise ValidationFailed(sorted(problems, key=lambda p: p.field))
     now = c.clock.now()
-    c.files.purge(owner, now)
-    if c.files.count(owner) >= c.settings.max_files:
+    await c.files.purge(owner, now)
+    if await c.files.count(owner) >= c.settings.max_files:
         raise TooManyFiles(c.settings.max_files)
     data = bytes(content.data)
     sha256, md5 = digests(data)
     key = f"{owner}:{sha256}"
-    stored = c.files.add(
+    stored = await c.files.add(
         StoredFile(
-            id=file_id(c.settings.seed, owner, sha256, c.files.next_occurrence(key)),
+            id=file_id(c.settings.seed, owner, sha256, await c.files.next_occurrence(key)),
             owner=owner,
             name=name,
             content_type=content_type,
@@ -180,13 +180,13 @@ async def create_file(request: Request, call: Call) -> Response:
 
 async def get_file(request: Request, call: Call) -> Response:
     c = call.ctx
-    return json_response(_show(request, c, _own(request, c, _space(request, call))))
+    return json_response(_show(request, c, await _own(request, c, _space(request, call))))
 
 
 async def download_file(request: Request, call: Call) -> Response:
     """The bytes, with the type they were uploaded with. The signed-URL query parameters of the
     real API (`expiry`, `owner`, `signature`) are accepted and not checked: the token decides."""
-    f = _own(request, call.ctx, _space(request, call))
+    f = await _own(request, call.ctx, _space(request, call))
     return Response(
         f.data,
         media_type=f.content_type if _MEDIA_TYPE.fullmatch(f.content_type) else DEFAULT_TYPE,
@@ -200,17 +200,17 @@ async def download_file(request: Request, call: Call) -> Response:
 async def delete_file(request: Request, call: Call) -> Response:
     c = call.ctx
     owner = _space(request, call)
-    c.files.delete(owner, _own(request, c, owner).id)
+    await c.files.delete(owner, (await _own(request, c, owner)).id)
     return Response(status_code=204)
 
 
 async def list_files(request: Request, call: Call) -> Response:
     """The caller's files, newest first, 100 a page, with absolute next/previous URLs."""
     c, owner = call.ctx, _space(request, call)
-    c.files.purge(owner, c.clock.now())
+    await c.files.purge(owner, c.clock.now())
     cursor = request.query_params.get("cursor")
     before, after = parse_cursor(cursor) if cursor else (None, None)
-    page = c.files.page(owner, before=before, after=after, limit=PAGE_SIZE)
+    page = await c.files.page(owner, before=before, after=after, limit=PAGE_SIZE)
     here = f"{c.public_base(request)}{api_prefix(request.scope['path'])}/files"
 
     def link(position: str) -> str:

@@ -22,7 +22,7 @@ async def list_webhook_attempts(request: Request, call: Call) -> Response:
     limit = q.get("limit", "1000")
     if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
         raise BadRequest("`limit` must be 1 to 10000.")
-    attempts = call.ctx.webhooks.find(
+    attempts = await call.ctx.webhooks.find(
         prediction_id=q.get("prediction_id"), event=q.get("event"), limit=int(limit)
     )
     return json_response({"webhooks": [a.to_json() for a in attempts]})

@@ -16,20 +16,21 @@ import logging
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import orjson
 
 from mock_server import __version__
 from mock_server.clock import Clock, SystemClock, real_seconds
+from mock_server.errors import StoreUnavailable
 from mock_server.fixtures import ModelFixture
 from mock_server.lifecycle import State, state_at
 from mock_server.logs import step_count
 from mock_server.models import Prediction
 from mock_server.timeline import ClockMode
 from mock_server.views import prediction_json, timestamp
-from mock_server.webhooks.schedule import Agenda, Due, Track, retry_delay
+from mock_server.webhooks.schedule import Agenda, AgendaLike, Due, Track, retry_delay
 from mock_server.webhooks.signing import default_secret, message_id, signed_headers
 
 if TYPE_CHECKING:
@@ -42,6 +43,9 @@ MAX_QUEUED = 10_000  # deliveries waiting; past it the oldest non-`completed` on
 MAX_ATTEMPTS_KEPT = 10_000  # attempts /__admin/webhooks can show
 TIMEOUT_S = 5.0  # per attempt: connect, write, read ("a 2xx within a few seconds")
 LOOK_AGAIN_S = 3600.0  # the longest one wait lasts (real seconds) before it looks again
+# With a shared schedule, other processes add to it (and a restart leaves work in it): look at
+# least this often (real seconds).
+SHARED_LOOK_S = 0.2
 USER_AGENT = f"mock-server-webhooks/{__version__}"
 
 
@@ -58,6 +62,7 @@ class Attempt:
     latency_ms: float
     error: str | None
     webhook_id: str
+    owner: str = ""  # whose prediction (a per-token reset forgets its attempts); not shown
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +114,7 @@ class _Runner:
         self.queued = 0
         self.tasks: set[asyncio.Task[None]] = set()
         self.main: asyncio.Task[None] | None = None
+        self.look_again = False  # look at every followed prediction on the next pass
 
     def stop(self) -> None:
         """Cancel everything running on this loop, from any thread."""
@@ -125,11 +131,13 @@ class _Runner:
                 else:
                     self.loop.call_soon_threadsafe(task.cancel)
 
-    async def sleep(self, clock: Clock, until: datetime | None) -> None:
-        """Until woken, or until the clock reaches `until`."""
+    async def sleep(self, clock: Clock, until: datetime | None, most: float | None) -> None:
+        """Until woken, until the clock reaches `until`, or `most` real seconds."""
         waiters: list[asyncio.Task[Any]] = [self.loop.create_task(self.wake.wait())]
         if until is not None:
             waiters.append(self.loop.create_task(clock.sleep_until(until, limit=LOOK_AGAIN_S)))
+        if most is not None:
+            waiters.append(self.loop.create_task(asyncio.sleep(most)))
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -137,62 +145,29 @@ class _Runner:
                 waiter.cancel()
 
 
-class WebhookDispatcher:
-    """Follows the predictions created with a webhook and delivers their events."""
+class AttemptLog(Protocol):
+    """Where attempts are recorded: this process (MemoryAttempts) or the shared store."""
 
-    def __init__(self, ctx: AppContext) -> None:
-        self._ctx = ctx
-        self._wall = SystemClock()  # `webhook-timestamp` is real time, for receivers' checks
+    async def add(self, attempt: Attempt) -> None: ...
+
+    async def find(
+        self, *, prediction_id: str | None = None, event: str | None = None, limit: int = 1000
+    ) -> list[Attempt]: ...
+
+    async def clear(self, owner: str | None = None) -> None: ...
+
+
+class MemoryAttempts:
+    def __init__(self) -> None:
         self.attempts: deque[Attempt] = deque(maxlen=MAX_ATTEMPTS_KEPT)
-        self._agenda = Agenda()
-        self._seq = itertools.count()
-        self._runner: _Runner | None = None
 
-    def secret_for(self, owner: str) -> str:
-        """The signing secret of a caller (`GET /webhooks/default/secret`)."""
-        return default_secret(self._ctx.settings.seed, owner)
+    async def add(self, attempt: Attempt) -> None:
+        self.attempts.append(attempt)
 
-    def schedule(self, p: Prediction, *, base: str, prefix: str) -> None:
-        """Follow `p`, created with a webhook: each event goes out when it is due. Call on the
-        event loop (a handler); returns at once."""
-        if p.webhook is None:
-            return
-        self._agenda.follow(
-            Track(
-                p.id,
-                p.webhook,
-                p.webhook_events_filter,
-                base,
-                prefix,
-                self.secret_for(p.owner),
-                p.webhook_fail,
-            )
-        )
-        self._running().wake.set()
-
-    def changed(self, p: Prediction) -> None:
-        """`p`'s record changed (a cancel, a forced end, a read on the polls clock): look again,
-        so a new end is delivered at once."""
-        if self._agenda.mark(p.id):
-            self._running().wake.set()
-
-    def reset(self) -> None:
-        """Forget every attempt and followed prediction, and cancel what is pending."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.stop()
-        self._agenda.clear()
-        self.attempts.clear()
-
-    def busy(self) -> bool:
-        """Whether a prediction is still followed, or a delivery still queued or in flight."""
-        runner = self._runner
-        return bool(self._agenda.tracks) or (runner is not None and bool(runner.lanes))
-
-    def find(
+    async def find(
         self, *, prediction_id: str | None = None, event: str | None = None, limit: int = 1000
     ) -> list[Attempt]:
-        """Recorded attempts, newest first."""
+        """Newest first."""
         found: list[Attempt] = []
         for a in reversed(self.attempts):
             if prediction_id and a.prediction_id != prediction_id:
@@ -203,6 +178,89 @@ class WebhookDispatcher:
             if len(found) >= limit:
                 break
         return found
+
+    async def clear(self, owner: str | None = None) -> None:
+        kept = [a for a in self.attempts if owner is not None and a.owner != owner]
+        self.attempts.clear()
+        self.attempts.extend(kept)
+
+
+class WebhookDispatcher:
+    """Follows the predictions created with a webhook and delivers their events."""
+
+    def __init__(
+        self, ctx: AppContext, agenda: AgendaLike | None = None, log: AttemptLog | None = None
+    ) -> None:
+        self._ctx = ctx
+        self._wall = SystemClock()  # `webhook-timestamp` is real time, for receivers' checks
+        self.attempts: AttemptLog = log or MemoryAttempts()
+        self._agenda: AgendaLike = agenda or Agenda()
+        self._seq = itertools.count()
+        self._runner: _Runner | None = None
+
+    def secret_for(self, owner: str) -> str:
+        """The signing secret of a caller (`GET /webhooks/default/secret`)."""
+        return default_secret(self._ctx.settings.seed, owner)
+
+    def start(self) -> None:
+        """Look at a shared schedule from now on (at start-up, with a shared store: other
+        processes and earlier runs leave work in it). Call on the event loop."""
+        if self._agenda.shared:
+            self._running()
+
+    async def schedule(self, p: Prediction, *, base: str, prefix: str) -> None:
+        """Follow `p`, created with a webhook: each event goes out when it is due. Call on the
+        event loop (a handler); returns at once."""
+        if p.webhook is None:
+            return
+        await self._agenda.follow(
+            Track(
+                p.id,
+                p.owner,
+                p.webhook,
+                p.webhook_events_filter,
+                base,
+                prefix,
+                self.secret_for(p.owner),
+                p.webhook_fail,
+            )
+        )
+        self._running().wake.set()
+
+    async def changed(self, p: Prediction) -> None:
+        """`p`'s record changed (a cancel, a forced end, a read on the polls clock): look again,
+        so a new end is delivered at once."""
+        if await self._agenda.mark(p.id):
+            self._running().wake.set()
+
+    async def reset(self, owner: str | None = None) -> None:
+        """Forget every attempt and followed prediction, and cancel what is pending (only
+        `owner`'s predictions' attempts and deliveries still to come, when given)."""
+        if owner is None:
+            runner, self._runner = self._runner, None
+            if runner is not None:
+                runner.stop()
+        await self._agenda.clear(owner)
+        await self.attempts.clear(owner)
+        if self._agenda.shared and owner is None:
+            self._running()  # the shared schedule is watched all the time
+
+    async def reset_runner(self) -> None:
+        """Stop delivering from this process (shutdown); the schedule itself stays."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.stop()
+
+    def busy(self) -> bool:
+        """Whether a prediction is still followed, or a delivery still queued or in flight."""
+        runner = self._runner
+        return self._agenda.following() or (runner is not None and bool(runner.lanes))
+
+    async def find(
+        self, *, prediction_id: str | None = None, event: str | None = None, limit: int = 1000
+    ) -> list[Attempt]:
+        """Recorded attempts, newest first."""
+        return await self.attempts.find(prediction_id=prediction_id, event=event, limit=limit)
 
     # ------------------------------------------------------------------ the dispatcher's task
 
@@ -215,17 +273,21 @@ class WebhookDispatcher:
             runner = self._runner = _Runner(loop)
             runner.main = loop.create_task(self._main(runner), name="mock-server webhooks")
             runner.main.add_done_callback(_log_crash)
-            self._agenda.mark()  # a new loop: look at every prediction again
+            runner.look_again = True  # a new loop: look at every prediction again
         return runner
 
     async def _main(self, runner: _Runner) -> None:
+        shared = self._agenda.shared
         try:
             while True:
                 runner.wake.clear()
-                until = self._collect(runner)
-                if not self._agenda.tracks and not runner.lanes:
+                if runner.look_again:
+                    runner.look_again = False
+                    await self._agenda.mark()
+                until = await self._collect(runner)
+                if not shared and not self._agenda.following() and not runner.lanes:
                     return  # idle; the next schedule() starts another
-                await runner.sleep(self._ctx.clock, until)
+                await runner.sleep(self._ctx.clock, until, SHARED_LOOK_S if shared else None)
         finally:
             if self._runner is runner:
                 self._runner = None
@@ -233,26 +295,37 @@ class WebhookDispatcher:
                 task.cancel()
             await runner.client.aclose()
 
-    def _collect(self, runner: _Runner) -> datetime | None:
+    async def _collect(self, runner: _Runner) -> datetime | None:
         """Queue every event now due; the moment the next one is due (None: only a change to a
         record can bring one, e.g. on the polls clock)."""
         ctx, agenda = self._ctx, self._agenda
         timed = ctx.timeline.mode is not ClockMode.POLLS
-        for track in agenda.ready(ctx.clock.now()):
+        try:
+            ready = await agenda.ready(ctx.clock.now())
+        except StoreUnavailable as exc:  # the shared store is away: look again soon
+            log.warning("webhooks wait for the store: %s", exc.detail)
+            return None
+        for track in ready:
             pid = track.prediction_id
             try:
-                p = ctx.store.get(pid)
+                p = await ctx.store.get(pid)
                 fixture = ctx.models.get(p.model) if p is not None else None
                 if p is None or fixture is None:  # reset, or evicted from the store
-                    agenda.drop(pid)
+                    await agenda.drop(pid)
                     continue
                 steps = step_count(p, fixture.log_style)
-                for due in agenda.advance(track, p, steps, ctx.timeline.now_for(p), timed=timed):
+                moment = ctx.timeline.now_for(p)
+                for due in await agenda.advance(track, p, steps, moment, timed=timed):
                     self._enqueue(runner, self._delivery(track, p, fixture, due))
+            except StoreUnavailable as exc:  # its claim lapses and it is looked at again
+                log.warning("webhooks of prediction %s wait for the store: %s", pid, exc.detail)
             except Exception:  # one bad record must not stop every other delivery
                 log.exception("webhooks of prediction %s dropped", pid)
-                agenda.drop(pid)
-        return agenda.next_moment()
+                await agenda.drop(pid)
+        try:
+            return await agenda.next_moment()
+        except StoreUnavailable:
+            return None
 
     def _delivery(self, track: Track, p: Prediction, fixture: ModelFixture, due: Due) -> Delivery:
         return Delivery(
@@ -331,7 +404,10 @@ class WebhookDispatcher:
         number = 1
         while True:
             attempt = await self._attempt(runner, d, number)
-            self.attempts.append(attempt)
+            try:
+                await self.attempts.add(attempt)
+            except StoreUnavailable as exc:
+                log.warning("webhook attempt not recorded: %s", exc.detail)
             if attempt.error is None:
                 return
             delay = retry_delay(number, self._ctx.settings.time_scale)
@@ -378,7 +454,9 @@ class WebhookDispatcher:
                     error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         latency_ms = (real_seconds() - began) * 1000
         pid, url = d.track.prediction_id, d.track.url
-        return Attempt(at, pid, d.event, url, number, status, latency_ms, error, d.webhook_id)
+        return Attempt(
+            at, pid, d.event, url, number, status, latency_ms, error, d.webhook_id, d.track.owner
+        )
 
 
 def _failure(response: httpx.Response) -> str | None:

@@ -16,7 +16,7 @@ import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from mock_server.errors import InvalidField
@@ -149,6 +149,7 @@ class Track:
     """A prediction created with a webhook, followed until its last event is sent."""
 
     prediction_id: str
+    owner: str
     url: str
     events: tuple[str, ...]
     base: str  # the create's public base URL and API prefix: the body's URLs are the GET's
@@ -160,6 +161,46 @@ class Track:
     queued_at: datetime | None = None  # the moment of its live entry in the agenda's heap
 
 
+class AgendaLike(Protocol):
+    """The schedule: in this process (Agenda) or shared by every process (RedisAgenda, where
+    each prediction's next event is claimed by exactly one of them)."""
+
+    shared: bool
+
+    async def follow(self, track: Track) -> None: ...
+
+    async def mark(self, prediction_id: str | None = None) -> bool: ...
+
+    async def drop(self, prediction_id: str) -> None: ...
+
+    async def clear(self, owner: str | None = None) -> None: ...
+
+    async def ready(self, now: datetime) -> list[Track]: ...
+
+    async def advance(
+        self, track: Track, p: Prediction, steps: int, moment: datetime, *, timed: bool
+    ) -> list[Due]: ...
+
+    async def next_moment(self) -> datetime | None: ...
+
+    def following(self) -> bool: ...
+
+
+def due_events(
+    track: Track, p: Prediction, steps: int, moment: datetime
+) -> tuple[list[Due], Due | None]:
+    """The track's events due by `moment` (the prediction's now), in order, marked sent; and the
+    next one after them (None: nothing more, ever)."""
+    found = []
+    while (due := next_due(p, steps, track.events, track.sent)) is not None:
+        if due.at > moment:
+            break
+        found.append(due)
+        track.sent.mark(due)
+    track.next_at = due.at if due is not None else None
+    return found, due
+
+
 class Agenda:
     """The predictions followed, and when each one's next event is due.
 
@@ -168,17 +209,22 @@ class Agenda:
     change, or a read on the polls clock, marks the prediction to look at on the next pass.
     """
 
+    shared = False
+
     def __init__(self) -> None:
         self.tracks: dict[str, Track] = {}
         self._heap: list[tuple[datetime, int, str]] = []
         self._marked: set[str] = set()
         self._seq = itertools.count()
 
-    def follow(self, track: Track) -> None:
+    def following(self) -> bool:
+        return bool(self.tracks)
+
+    async def follow(self, track: Track) -> None:
         self.tracks[track.prediction_id] = track
         self._marked.add(track.prediction_id)
 
-    def mark(self, prediction_id: str | None = None) -> bool:
+    async def mark(self, prediction_id: str | None = None) -> bool:
         """Look at this prediction (None: at every one) on the next pass; False if not
         followed."""
         if prediction_id is None:
@@ -189,15 +235,19 @@ class Agenda:
         self._marked.add(prediction_id)
         return True
 
-    def drop(self, prediction_id: str) -> None:
+    async def drop(self, prediction_id: str) -> None:
         self.tracks.pop(prediction_id, None)
 
-    def clear(self) -> None:
+    async def clear(self, owner: str | None = None) -> None:
+        if owner is not None:
+            for pid in [pid for pid, t in self.tracks.items() if t.owner == owner]:
+                del self.tracks[pid]  # its heap entries go stale
+            return
         self.tracks.clear()
         self._heap.clear()
         self._marked.clear()
 
-    def ready(self, now: datetime) -> list[Track]:
+    async def ready(self, now: datetime) -> list[Track]:
         """The tracks to look at: those marked, and those whose next event is due by `now`."""
         ids, self._marked = self._marked, set()
         while self._heap and self._heap[0][0] <= now:
@@ -208,26 +258,20 @@ class Agenda:
                 ids.add(pid)
         return [self.tracks[pid] for pid in sorted(ids) if pid in self.tracks]
 
-    def advance(
+    async def advance(
         self, track: Track, p: Prediction, steps: int, moment: datetime, *, timed: bool
     ) -> list[Due]:
         """The track's events due by `moment` (the prediction's now), in order, marked sent.
         `timed`: the clock brings the next one (not on the polls clock, where reads do)."""
-        found = []
-        while (due := next_due(p, steps, track.events, track.sent)) is not None:
-            if due.at > moment:
-                break
-            found.append(due)
-            track.sent.mark(due)
-        track.next_at = due.at if due is not None else None
+        found, due = due_events(track, p, steps, moment)
         if due is None:
-            self.drop(track.prediction_id)
+            await self.drop(track.prediction_id)
         elif timed and track.queued_at != due.at:
             track.queued_at = due.at
             heapq.heappush(self._heap, (due.at, next(self._seq), track.prediction_id))
         return found
 
-    def next_moment(self) -> datetime | None:
+    async def next_moment(self) -> datetime | None:
         """When the clock next brings an event (None: only a change can)."""
         while self._heap and self._stale(self._heap[0]):
             heapq.heappop(self._heap)

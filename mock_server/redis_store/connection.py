@@ -1,0 +1,95 @@
+"""The Redis connection: one client (a connection pool) per process, key names, and the one place
+that turns "Redis does not answer" into StoreUnavailable (503)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mock_server.errors import StoreUnavailable, problem_response
+
+P = ParamSpec("P")
+T = TypeVar("T")
+PREFIX = "mock-server:"  # every key this server writes starts with it
+DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def connect(url: str, timeout: float) -> Any:
+    """A client whose every command gives up after `timeout` seconds (a stopped Redis must not
+    hold requests), retrying once only a connection the server closed (a pooled one gone stale)."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),
+        decode_responses=False,
+        health_check_interval=0,
+    )
+
+
+def where(url: str) -> str:
+    """host:port/db of a redis:// URL, without any password, for messages."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or '/0'}"
+
+
+class Keys:
+    """Key names, all under PREFIX."""
+
+    def __init__(self, prefix: str = PREFIX) -> None:
+        self.prefix = prefix
+
+    def __call__(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+
+def guarded(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Redis down or too slow -> StoreUnavailable, naming the server (the object's `url`)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except DOWN as exc:
+            url = getattr(args[0], "url", "") if args else ""
+            raise unavailable(url, exc) from None
+
+    return wrapper
+
+
+def down_handler(url: str) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handle(request: Request, exc: Exception) -> Response:
+        return problem_response(unavailable(url, exc))
+
+    return handle
+
+
+def unavailable(url: str, exc: BaseException) -> StoreUnavailable:
+    reason = str(exc) or type(exc).__name__
+    return StoreUnavailable(
+        f"The store (Redis at {where(url)}) is unreachable: {reason}. Nothing was half written; "
+        "retry once it is back."
+    )
+
+
+async def scan_delete(client: Any, *patterns: str) -> None:
+    """Delete every key matching the patterns (a reset; small batches, never KEYS)."""
+    for pattern in patterns:
+        batch: list[Any] = []
+        async for key in client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await client.unlink(*batch)
+                batch = []
+        if batch:
+            await client.unlink(*batch)

@@ -1,0 +1,194 @@
+"""Predictions in Redis, shared by every process (`--store redis://...`).
+
+Keys (under connection.PREFIX): `p:<id>` a hash (`d` fixed JSON, `m` mutable JSON, `s` seq,
+`o` owner); `all` and `idx:<owner>` sorted sets of ids by seq (creation order); `seq` the
+counter; `occ:<owner>` a hash of request key -> creates so far (for stable ids). A create is one
+Lua script, so a record is never half written whatever happens to the connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from mock_server.models import Prediction
+from mock_server.paging import Slice, window_slice
+from mock_server.redis_store.connection import Keys, guarded, scan_delete
+from mock_server.redis_store.records import mutable_part, prediction_from, prediction_parts
+from mock_server.store import Page
+
+# KEYS: seq, all, idx:<owner>, p:<id>; ARGV: id, d, m, owner, max_predictions, key prefix.
+# Past the limit the oldest records go (Redis has no clock to tell the finished ones).
+_ADD = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('HSET', KEYS[4], 'd', ARGV[2], 'm', ARGV[3], 's', seq, 'o', ARGV[4])
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5])
+if over > 0 then
+  local old = redis.call('ZPOPMIN', KEYS[2], over)
+  for i = 1, #old, 2 do
+    local rec = ARGV[6] .. 'p:' .. old[i]
+    local owner = redis.call('HGET', rec, 'o')
+    redis.call('DEL', rec)
+    if owner then redis.call('ZREM', ARGV[6] .. 'idx:' .. owner, old[i]) end
+  end
+end
+return seq
+"""
+# KEYS: p:<id>; ARGV: m. Only a record that still exists is written back.
+_SAVE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'm', ARGV[1]) end
+return 0
+"""
+
+
+class RedisStore:
+    kind = "redis"
+
+    def __init__(self, client: Any, url: str, max_predictions: int, keys: Keys) -> None:
+        self.client, self.url, self.max_predictions, self.key = client, url, max_predictions, keys
+        self.finished: Callable[[Prediction], bool] = lambda p: True  # unused: Redis evicts oldest
+        self._add = client.register_script(_ADD)
+        self._save = client.register_script(_SAVE)
+
+    @guarded
+    async def next_occurrence(self, owner: str, key: str) -> int:
+        return int(await self.client.hincrby(self.key("occ", owner), key, 1)) - 1
+
+    @guarded
+    async def add(self, prediction: Prediction) -> Prediction:
+        fixed, mutable = prediction_parts(prediction)
+        k = self.key
+        seq = await self._add(
+            keys=[k("seq"), k("all"), k("idx", prediction.owner), k("p", prediction.id)],
+            args=[prediction.id, fixed, mutable, prediction.owner, self.max_predictions, k("")],
+        )
+        prediction.seq = int(seq)
+        return prediction
+
+    @guarded
+    async def get(self, prediction_id: str) -> Prediction | None:
+        fixed, mutable, seq = await self.client.hmget(self.key("p", prediction_id), "d", "m", "s")
+        if fixed is None or mutable is None or seq is None:
+            return None
+        return prediction_from(fixed, mutable, seq)
+
+    @guarded
+    async def save(self, prediction: Prediction) -> None:
+        await self._save(keys=[self.key("p", prediction.id)], args=[mutable_part(prediction)])
+
+    @guarded
+    async def count(self) -> int:
+        return int(await self.client.zcard(self.key("all")))
+
+    @guarded
+    async def reset(self, owner: str | None = None) -> None:
+        k = self.key
+        if owner is None:
+            await self.client.unlink(k("all"), k("seq"))
+            await scan_delete(self.client, k("p", "*"), k("idx", "*"), k("occ", "*"))
+            return
+        ids = await self.client.zrange(k("idx", owner), 0, -1)
+        async with self.client.pipeline(transaction=True) as pipe:
+            for chunk in _chunks(ids, 1000):
+                pipe.unlink(*[k("p", i.decode()) for i in chunk])
+                pipe.zrem(k("all"), *chunk)
+            pipe.unlink(k("idx", owner), k("occ", owner))
+            await pipe.execute()
+
+    @guarded
+    async def page(
+        self,
+        owner: str | None,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 100,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> Page:
+        index = self.key("all") if owner is None else self.key("idx", owner)
+        if created_after is not None or created_before is not None:
+            window = await self._window(index, before, after, limit, created_after, created_before)
+            return await self._records(window)
+        if after is not None:
+            found = await self.client.zrangebyscore(
+                index, f"({after}", "+inf", start=0, num=limit + 1, withscores=True
+            )
+            chosen = [(i, int(s)) for i, s in found[:limit]]
+            more_newer = len(found) > limit
+            more_older = bool(chosen) and await self._any(index, "-inf", f"({chosen[0][1]}")
+            chosen.reverse()  # newest first
+        else:
+            top = "+inf" if before is None else f"({before}"
+            found = await self.client.zrevrangebyscore(
+                index, top, "-inf", start=0, num=limit + 1, withscores=True
+            )
+            chosen = [(i, int(s)) for i, s in found[:limit]]
+            more_older = len(found) > limit
+            more_newer = bool(chosen) and await self._any(index, f"({chosen[0][1]}", "+inf")
+        window = Slice(
+            seqs=[s for _, s in chosen],
+            next_before=chosen[-1][1] if chosen and more_older else None,
+            previous_after=chosen[0][1] if chosen and more_newer else None,
+        )
+        return await self._records(window, [i for i, _ in chosen])
+
+    async def _any(self, index: str, low: str, high: str) -> bool:
+        return int(await self.client.zcount(index, low, high)) > 0
+
+    async def _window(
+        self,
+        index: str,
+        before: int | None,
+        after: int | None,
+        limit: int,
+        created_after: datetime | None,
+        created_before: datetime | None,
+    ) -> Slice:
+        """The whole index and every creation time, then the memory store's walk: a time window
+        is a rare, admin-sized query."""
+        found = await self.client.zrange(index, 0, -1, withscores=True)
+        ids = [i for i, _ in found]
+        seqs = [int(s) for _, s in found]
+        created: dict[int, datetime] = {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.hget(self.key("p", i.decode()), "d")
+            for seq, fixed in zip(seqs, await pipe.execute(), strict=True):
+                if fixed is not None:
+                    created[seq] = _created_at(fixed)
+        alive = [s for s in seqs if s in created]
+        return window_slice(
+            alive, created.__getitem__, before, after, limit, created_after, created_before
+        )
+
+    async def _records(self, window: Slice, ids: Sequence[bytes] | None = None) -> Page:
+        if ids is None:
+            by_seq = await self._ids_of(window.seqs)
+            ids = [by_seq[s] for s in window.seqs if s in by_seq]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.hmget(self.key("p", i.decode()), "d", "m", "s")
+            rows: list[Any] = await pipe.execute()
+        results = [prediction_from(d, m, s) for d, m, s in rows if d is not None]
+        return Page(results, window.next_before, window.previous_after)
+
+    async def _ids_of(self, seqs: list[int]) -> dict[int, bytes]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for s in seqs:
+                pipe.zrangebyscore(self.key("all"), s, s)
+            found = await pipe.execute()
+        return {s: hit[0] for s, hit in zip(seqs, found, strict=True) if hit}
+
+
+def _created_at(fixed: bytes) -> datetime:
+    import orjson
+
+    return datetime.fromisoformat(orjson.loads(fixed)["created_at"])
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
