@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mock_server import tls
-from mock_server.config import Settings, SettingsError, bundled
+from mock_server.config import Settings, SettingsError, bundled, to_env
 from mock_server.fixtures import FixtureError, load_fixtures
 from mock_server.scenarios import ScenarioError
 from mock_server.spec import SpecError, load_spec
@@ -249,11 +249,12 @@ def check(settings: Settings) -> int:
 
 def serve(settings: Settings) -> int:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from mock_server.app import create_app
 
     try:
-        app = create_app(settings)
+        app = create_app(settings)  # with --workers, a check that every worker will start
     except (SpecError, FixtureError, ScenarioError) as exc:
         sys.stderr.write(f"mock-server: {exc}\n")
         return 1
@@ -280,7 +281,9 @@ def serve(settings: Settings) -> int:
         sys.stdout.write(tls.listening(f"{shown}:{port}", certs))
         sys.stdout.flush()
         config = uvicorn.Config(
-            app,
+            app if settings.workers == 1 else "mock_server.app:create_app",
+            factory=settings.workers > 1,
+            workers=settings.workers,
             http="httptools",
             loop="uvloop",
             access_log=settings.access_log,
@@ -289,7 +292,13 @@ def serve(settings: Settings) -> int:
             ssl_certfile=certs.certfile if certs else None,
             ssl_keyfile=certs.keyfile if certs else None,
         )
-        uvicorn.Server(config).run(sockets=[sock])
+        if settings.workers == 1:
+            uvicorn.Server(config).run(sockets=[sock])
+        else:
+            # Each worker builds its own app from the same settings (create_app() reads them
+            # from the environment) and shares the listening socket; state is in Redis.
+            os.environ.update(to_env(settings))
+            Multiprocess(config, sockets=[sock]).run()
     return 0
 
 

@@ -157,6 +157,24 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
 
+def to_env(settings: Settings) -> dict[str, str]:
+    """The `MOCK_SERVER_*` variables that `from_env` reads back as `settings` (how --workers
+    hands the settings to each worker process)."""
+    env: dict[str, str] = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            text = ",".join(value)
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = str(value)
+        env[ENV_PREFIX + f.name.upper()] = text
+    return env
+
+
 # Fields whose command-line flag has another name; both variables work, the flag's name wins.
 _FLAG_NAMES = {
     "api_tokens": "API_TOKEN",
