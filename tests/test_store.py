@@ -1,16 +1,42 @@
-"""The in-memory store: occurrences, pages newest first, eviction, reset."""
+"""Both stores, the same tests: occurrences, pages newest first, time windows, eviction, reset,
+per-owner reset. The Redis store runs against a real redis-server started for the test."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import pytest
 
 from mock_server.models import Prediction
-from mock_server.store import MemoryStore, Page
+from mock_server.redis_store.connection import Keys, connect
+from mock_server.redis_store.predictions import RedisStore
+from mock_server.store import MemoryStore, Page, PredictionStore
 from tests.records import T0, prediction
+from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
+
+MakeStore = Callable[..., PredictionStore]
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[MakeStore]:
+    """`make_store(max_predictions=...)`: a fresh store of the parameter's kind."""
+    if request.param == "memory":
+        yield lambda max_predictions=200_000: MemoryStore(max_predictions)
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    clients = []
+
+    def make(max_predictions: int = 200_000) -> PredictionStore:
+        client = connect(server.url, 5.0)
+        clients.append(client)
+        return RedisStore(client, server.url, max_predictions, Keys())
+
+    yield make
+    for client in clients:
+        await client.aclose()
 
 
 def make(n: int, owner: str = "o", minute: int | None = None) -> Prediction:
@@ -23,14 +49,14 @@ def prompts(page: list[Prediction]) -> list[int]:
     return [int(p.input["prompt"]) for p in page]
 
 
-async def test_occurrences_count_per_key() -> None:
-    store = MemoryStore()
+async def test_occurrences_count_per_key(make_store: MakeStore) -> None:
+    store = make_store()
     assert [await store.next_occurrence("o", "a") for _ in range(3)] == [0, 1, 2]
     assert await store.next_occurrence("o", "b") == 0
 
 
-async def test_pages_are_newest_first_and_link_both_ways() -> None:
-    store = MemoryStore()
+async def test_pages_are_newest_first_and_link_both_ways(make_store: MakeStore) -> None:
+    store = make_store()
     for n in range(250):
         await store.add(make(n, owner="o" if n % 2 == 0 else "other"))
     first = await store.page("o", limit=100)
@@ -46,8 +72,8 @@ async def test_pages_are_newest_first_and_link_both_ways() -> None:
     assert {p.owner for p in first.results + second.results} == {"o"}
 
 
-async def test_eviction_drops_the_oldest_beyond_the_limit() -> None:
-    store = MemoryStore(max_predictions=10)
+async def test_eviction_drops_the_oldest_beyond_the_limit(make_store: MakeStore) -> None:
+    store = make_store(max_predictions=10)
     for n in range(15):
         await store.add(make(n))
     assert await store.count() == 10
@@ -56,8 +82,8 @@ async def test_eviction_drops_the_oldest_beyond_the_limit() -> None:
     assert len((await store.page("o")).results) == 10
 
 
-async def test_reset_forgets_everything() -> None:
-    store = MemoryStore()
+async def test_reset_forgets_everything(make_store: MakeStore) -> None:
+    store = make_store()
     await store.add(make(1))
     await store.next_occurrence("o", "k")
     await store.reset()
@@ -66,8 +92,8 @@ async def test_reset_forgets_everything() -> None:
     assert await store.next_occurrence("o", "k") == 0
 
 
-async def test_window_is_inclusive_after_and_exclusive_before() -> None:
-    store = MemoryStore()
+async def test_window_is_inclusive_after_and_exclusive_before(make_store: MakeStore) -> None:
+    store = make_store()
     for n in range(10):
         await store.add(make(n))
     at = T0 + timedelta(minutes=3)
@@ -79,8 +105,8 @@ async def test_window_is_inclusive_after_and_exclusive_before() -> None:
     assert window.previous_after is None
 
 
-async def test_window_pages_link_both_ways() -> None:
-    store = MemoryStore()
+async def test_window_pages_link_both_ways(make_store: MakeStore) -> None:
+    store = make_store()
     for n in range(500):
         await store.add(make(n, owner="o" if n % 2 == 0 else "other"))
     after, before = T0 + timedelta(minutes=100), T0 + timedelta(minutes=400)
@@ -102,9 +128,9 @@ async def test_window_pages_link_both_ways() -> None:
     assert back.next_before == first.next_before
 
 
-async def test_window_follows_creation_times_not_order() -> None:
+async def test_window_follows_creation_times_not_order(make_store: MakeStore) -> None:
     """A manual clock may be set back: creation order and creation time then disagree."""
-    store = MemoryStore()
+    store = make_store()
     for n, minute in enumerate([50, 10, 60, 20, 70, 30]):
         await store.add(make(n, minute=minute))
     late = await store.page("o", created_after=T0 + timedelta(minutes=40), limit=2)
@@ -119,11 +145,41 @@ async def test_window_follows_creation_times_not_order() -> None:
     assert prompts(early.results) == [5, 3, 1]
 
 
-async def test_empty_window() -> None:
-    store = MemoryStore()
+async def test_empty_window(make_store: MakeStore) -> None:
+    store = make_store()
     for n in range(5):
         await store.add(make(n))
     page = await store.page("o", created_after=T0 + timedelta(days=1))
     assert page.results == []
     assert page.next_before is None
     assert page.previous_after is None
+
+
+async def test_reset_of_one_owner_keeps_the_others(make_store: MakeStore) -> None:
+    store = make_store()
+    for n in range(6):
+        await store.add(make(n, owner="a" if n % 2 == 0 else "b"))
+    await store.next_occurrence("a", "k")
+    await store.next_occurrence("b", "k")
+    await store.reset("a")
+    assert (await store.page("a")).results == []
+    assert prompts((await store.page("b")).results) == [5, 3, 1]
+    assert prompts((await store.page(None)).results) == [5, 3, 1]
+    assert await store.count() == 3
+    assert await store.get(f"{0:026d}") is None
+    assert await store.next_occurrence("a", "k") == 0  # its ids start over
+    assert await store.next_occurrence("b", "k") == 1
+
+
+async def test_saved_changes_are_read_back(make_store: MakeStore) -> None:
+    store = make_store()
+    p = await store.add(make(1))
+    p.canceled_at = T0 + timedelta(minutes=5)
+    p.reads = 2
+    await store.save(p)
+    got = await store.get(p.id)
+    assert got is not None
+    assert got.canceled_at == T0 + timedelta(minutes=5)
+    assert got.reads == 2
+    assert got.seq == p.seq
+    assert got.input == {"prompt": "1"}

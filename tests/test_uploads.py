@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,8 +16,18 @@ from starlette.testclient import TestClient
 
 from mock_server import Settings, create_app
 from mock_server.clock import ManualClock
-from mock_server.uploads import LIFETIME, MemoryFileStore, StoredFile, digests, file_id
+from mock_server.redis_store.connection import Keys, connect
+from mock_server.redis_store.files import RedisFileStore
+from mock_server.uploads import (
+    LIFETIME,
+    FileStore,
+    MemoryFileStore,
+    StoredFile,
+    digests,
+    file_id,
+)
 from tests.conftest import AUTH, CHECKED, PREFIXES
+from tests.redis_server import RedisServer
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 FILE_ID = re.compile(r"^[a-z2-7]{26}$")
@@ -59,9 +69,20 @@ def stored(owner: str = "o", content: bytes = b"x", seq_id: str = "a" * 26) -> S
 # ----------------------------------------------------------------------------- the store
 
 
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[FileStore]:
+    """A fresh file store of each kind (Redis: a real redis-server started for the test)."""
+    if request.param == "memory":
+        yield MemoryFileStore()
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    client = connect(server.url, 5.0)
+    yield RedisFileStore(client, server.url, Keys())
+    await client.aclose()
+
+
 @pytest.mark.anyio
-async def test_store_pages_newest_first_per_owner() -> None:
-    store = MemoryFileStore()
+async def test_store_pages_newest_first_per_owner(store: FileStore) -> None:
     for i in range(5):
         await store.add(stored("a", seq_id=f"a{i}"))
         await store.add(stored("b", seq_id=f"b{i}"))
@@ -77,8 +98,7 @@ async def test_store_pages_newest_first_per_owner() -> None:
 
 
 @pytest.mark.anyio
-async def test_store_isolates_owners_and_deletes() -> None:
-    store = MemoryFileStore()
+async def test_store_isolates_owners_and_deletes(store: FileStore) -> None:
     await store.add(stored("a", seq_id="x"))
     assert await store.get("b", "x") is None
     assert not await store.delete("b", "x")
@@ -90,8 +110,7 @@ async def test_store_isolates_owners_and_deletes() -> None:
 
 
 @pytest.mark.anyio
-async def test_store_purges_expired_files_and_resets() -> None:
-    store = MemoryFileStore()
+async def test_store_purges_expired_files_and_resets(store: FileStore) -> None:
     await store.add(stored("a", seq_id="old"))
     later = StoredFile("new", "a", "f", "t/p", b"", {}, START + timedelta(hours=1), "", "")
     await store.add(later)

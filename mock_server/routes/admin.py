@@ -47,6 +47,7 @@ async def health(request: Request, call: Call) -> Response:
             "clock": _clock_json(c),
             "seed": c.settings.seed,
             "time_scale": c.settings.time_scale,
+            "output_urls": c.settings.output_urls,
         }
     )
 
