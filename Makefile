@@ -22,12 +22,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# What only the tests need: the wheelhouse, the npm client (needs Node.js and npm) and Debian's
-# redis-server (the Redis store's tests start their own; they fail, never skip, without it).
+# What only the tests need: the wheelhouse, the npm client (needs Node.js and npm), and Debian's
+# redis-server and nginx (the Redis store's and the load-balanced replicas' tests start their own;
+# they fail, never skip, without them). Installing nginx starts its service: stopped again.
 $(TEST_STAMP): $(STAMP) tests/js/package-lock.json
-	command -v redis-server >/dev/null || (export DEBIAN_FRONTEND=noninteractive; \
-		apt-get install -y -qq redis-server >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq redis-server >/dev/null))
+	(command -v redis-server && (command -v nginx || test -x /usr/sbin/nginx)) >/dev/null || \
+		(export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq redis-server nginx-light >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq redis-server nginx-light >/dev/null); \
+		(service nginx stop || pkill nginx || true) >/dev/null 2>&1)
 	$(BIN)/python -m pip wheel --quiet -w $(WHEELHOUSE) '.[pytest]' 'replicate>=1.0,<1.1' \
 		replicate-stainless packaging pytest-xdist hatchling
 	rm -f $(WHEELHOUSE)/replicate_flux_emulator-*
