@@ -12,6 +12,8 @@ checks that a reset leaves no predictions; the time is measured here, never asse
 from __future__ import annotations
 
 import argparse
+import asyncio
+import inspect
 import statistics
 import time
 from collections.abc import Callable
@@ -45,14 +47,19 @@ def record(i: int) -> Prediction:
 
 
 def fill(store: PredictionStore, n: int) -> None:
-    for i in range(n):
-        store.add(record(i))
-    assert store.count() == n
+    async def add_all() -> int:
+        for i in range(n):
+            await store.add(record(i))
+        return await store.count()
+
+    assert asyncio.run(add_all()) == n
 
 
 def timed_ms(action: Callable[[], object]) -> float:
     started = time.perf_counter()
-    action()
+    result = action()
+    if inspect.iscoroutine(result):
+        asyncio.run(result)
     return (time.perf_counter() - started) * 1000
 
 
@@ -73,12 +80,12 @@ def main() -> None:
 
             fill(ctx.store, n)
             rows["ctx.reset()"].append(timed_ms(ctx.reset))
-            assert ctx.store.count() == 0
+            assert asyncio.run(ctx.store.count()) == 0
 
             fill(ctx.store, n)
             ms = timed_ms(lambda: client.post("/__admin/reset").raise_for_status())
             rows["HTTP"].append(ms)
-            assert ctx.store.count() == 0
+            assert asyncio.run(ctx.store.count()) == 0
 
     print(f"reset with {n:,} stored predictions, {args.rounds} rounds (ms)")
     print(f"{'':24} {'min':>8} {'median':>8} {'max':>8}")
