@@ -13,7 +13,7 @@ FUZZ_TIME ?= 600
 FUZZ_EXAMPLES ?= 1000
 FUZZ_ARGS ?=
 
-.PHONY: install run test lint typecheck fmt check fuzz clean
+.PHONY: install run test lint typecheck fmt check fuzz bench bench-smoke bench-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -24,12 +24,15 @@ $(STAMP): pyproject.toml
 
 # What only the tests need: the wheelhouse, the npm client (needs Node.js and npm), and Debian's
 # redis-server and nginx (the Redis store's and the load-balanced replicas' tests start their own;
-# they fail, never skip, without them). Installing nginx starts its service: stopped again.
+# they fail, never skip, without them) and chromium (the demo page's tests drive it through
+# Playwright, never a browser Playwright downloads), and wrk (the bench's smoke test). Installing
+# nginx starts its service: stopped again.
 $(TEST_STAMP): $(STAMP) tests/js/package-lock.json
-	(command -v redis-server && (command -v nginx || test -x /usr/sbin/nginx)) >/dev/null || \
+	(command -v redis-server && (command -v nginx || test -x /usr/sbin/nginx) && \
+		command -v chromium && command -v wrk) >/dev/null || \
 		(export DEBIAN_FRONTEND=noninteractive; \
-		apt-get install -y -qq redis-server nginx-light >/dev/null 2>&1 || \
-		(apt-get update -qq && apt-get install -y -qq redis-server nginx-light >/dev/null); \
+		apt-get install -y -qq redis-server nginx-light chromium wrk >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq redis-server nginx-light chromium wrk >/dev/null); \
 		(service nginx stop || pkill nginx || true) >/dev/null 2>&1)
 	$(BIN)/python -m pip wheel --quiet -w $(WHEELHOUSE) '.[pytest]' 'replicate>=1.0,<1.1' \
 		replicate-stainless packaging pytest-xdist hatchling
@@ -71,6 +74,27 @@ fuzz: install
 	$(BIN)/schemathesis run "$$url/openapi.yaml" -H 'Authorization: Bearer fuzz' \
 		--exclude-tag admin --checks all --phases examples,coverage,fuzzing,stateful --workers 1 \
 		--max-examples $(FUZZ_EXAMPLES) --max-time $(FUZZ_TIME) $(FUZZ_ARGS)
+
+# `make bench`: the emulator beside a bare Starlette app (wrk), memory per prediction, first
+# renders, 1k vs 1M stored; prints a table with each target met or not and writes
+# bench/results/bench.json (several minutes). BENCH_ARGS: e.g. '--seconds 10 --connections 32'.
+# granian is measured beside uvicorn when it installs (it is not a dependency of the project).
+# `make bench-smoke`: every part for a second or so (what tests/test_bench.py runs).
+BENCH_ARGS ?=
+
+bench-deps: install
+	(command -v wrk && command -v redis-server) >/dev/null || \
+		(export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq wrk redis-server >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq wrk redis-server >/dev/null))
+
+bench: bench-deps
+	$(BIN)/python -c 'import granian' 2>/dev/null || $(BIN)/python -m pip install --quiet granian \
+		|| echo "granian did not install: the bench skips its column"
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-smoke: bench-deps
+	$(BIN)/python -m bench.run --smoke $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

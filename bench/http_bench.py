@@ -107,9 +107,9 @@ def main() -> int:
             base = f"http://127.0.0.1:{base_port}"
             create_url = f"{mock_url}/v1/models/black-forest-labs/flux-schnell/predictions"
             cases = [
-                ("baseline GET", f"{base}/get", None),
+                ("baseline GET", f"{base}/json", None),
                 ("mock GET prediction", created["urls"]["get"], get_lua),
-                ("baseline POST", f"{base}/post", post_lua),
+                ("baseline POST", f"{base}/echo", post_lua),
                 ("mock POST create", create_url, post_lua),
                 ("mock GET image (cached)", image_url, None),
             ]

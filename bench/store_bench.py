@@ -278,8 +278,8 @@ def measure_http(
         try:
             if label == "baseline":
                 cases = [
-                    ("baseline GET", f"{base}/get", None),
-                    ("baseline POST", f"{base}/post", post_lua),
+                    ("baseline GET", f"{base}/json", None),
+                    ("baseline POST", f"{base}/echo", post_lua),
                 ]
             else:
                 cases = [
