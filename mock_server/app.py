@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
@@ -15,7 +17,9 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router, compile_path
+from starlette.types import Receive, Scope, Send
 
+from mock_server import images
 from mock_server.auth import authenticate, authenticate_admin
 from mock_server.clock import Clock
 from mock_server.config import Settings
@@ -27,7 +31,7 @@ from mock_server.journal import JournalMiddleware
 from mock_server.redis_store import RedisParts, open_redis
 from mock_server.redis_store.connection import DOWN, down_handler
 from mock_server.responses import COMET_PREFIX, REPLICATE_PREFIX
-from mock_server.routes import admin, files, models, predictions, stream, uploads, webhooks
+from mock_server.routes import admin, demo, files, models, predictions, stream, uploads, webhooks
 from mock_server.scenarios import (
     ScenarioBook,
     apply_http,
@@ -90,6 +94,8 @@ OTHER: list[tuple[str, str, Handler, str]] = [
     ("/p/{prediction_id}", "GET", stream.get_prediction_page, "getPredictionPage"),
     ("/openapi.yaml", "GET", files.get_openapi_yaml, "getOpenapiYaml"),
     ("/openapi.json", "GET", files.get_openapi_json, "getOpenapiJson"),
+    ("/", "GET", demo.get_demo_page, "getDemoPage"),
+    ("/static/{asset}", "GET", demo.get_demo_asset, "getDemoAsset"),
 ]
 ADMIN: list[tuple[str, str, Handler, str]] = [
     ("/__admin/health", "GET", admin.health, "adminHealth"),
@@ -161,6 +167,52 @@ def build_routes(context: AppContext) -> list[BaseRoute]:
     ]
 
 
+_HOT = re.compile(
+    r"^(/replicate/v1|/v1)/(?:predictions/([^/]+)|models/([^/]+)/([^/]+)/predictions)$"
+)
+
+
+class HotRouter(Router):
+    """Starlette's router, except that the two hottest routes (get a prediction, create one by
+    model) are found with one regular expression instead of by trying the routes of both
+    prefixes in turn. Everything else, and every other method on these paths (405s), goes the
+    usual way."""
+
+    def __init__(self, *args: Any, hot: dict[tuple[str, str], Route], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hot = hot  # (method, prefix) -> route; "get" and "create" told apart by the match
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (m := _HOT.match(scope["path"])) is not None:
+            prefix, prediction_id, owner, name = m.groups()
+            method = scope["method"]
+            route = None
+            if prediction_id is not None and method == "GET":
+                route = self.hot.get(("get", prefix))
+                params = {"prediction_id": prediction_id}
+            elif owner is not None and method == "POST":
+                route = self.hot.get(("create", prefix))
+                params = {"model_owner": owner, "model_name": name}
+            if route is not None:
+                scope["router"] = self
+                scope["route"] = route
+                scope["endpoint"] = route.endpoint
+                scope["path_params"] = params
+                await route.app(scope, receive, send)
+                return
+        await super().app(scope, receive, send)
+
+
+def hot_routes(routes: Iterable[BaseRoute]) -> dict[tuple[str, str], Route]:
+    by_name = {route.name: route for _, route in flat_routes(routes)}
+    return {
+        ("get", COMET_PREFIX): by_name["getPrediction"],
+        ("get", REPLICATE_PREFIX): by_name["v1_getPrediction"],
+        ("create", COMET_PREFIX): by_name["createPrediction"],
+        ("create", REPLICATE_PREFIX): by_name["v1_createPrediction"],
+    }
+
+
 def flat_routes(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, Route]]:
     """(full path, route) for every Route, looking inside Mounts."""
     for route in routes:
@@ -178,6 +230,7 @@ def _lifespan(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await asyncio.to_thread(images.warm)  # no first render pays for loading the encoders
         if shared is not None:
             try:
                 await context.sync()
@@ -249,13 +302,14 @@ def create_app(
     if shared is not None:
         for error in DOWN:  # anything that reached Redis without a guard: still a 503
             handlers[error] = down_handler(settings.store)
+    lifespan = _lifespan(context, shared)
     app = Starlette(
-        routes=routes,
-        middleware=[journal],
-        exception_handlers=handlers,
-        lifespan=_lifespan(context, shared),
+        routes=routes, middleware=[journal], exception_handlers=handlers, lifespan=lifespan
     )
-    app.router.redirect_slashes = False  # `/v1/predictions/` is a 404, not a redirect
+    # `/v1/predictions/` is a 404, not a redirect.
+    app.router = HotRouter(
+        routes, redirect_slashes=False, lifespan=lifespan, hot=hot_routes(routes)
+    )
     app.state.ctx = context
     app.state.allow_table = [
         (compile_path(path)[0], set(route.methods or ())) for path, route in flat_routes(routes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from starlette.requests import Request
 
@@ -23,6 +24,7 @@ def token_of(request: Request) -> str:
     return token
 
 
+@lru_cache(maxsize=4096)
 def owner_of(token: str) -> str:
     """A short stable hash: records never hold the token itself."""
     return hashlib.sha256(token.encode()).hexdigest()[:24]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import socket
@@ -293,6 +294,7 @@ def serve(settings: Settings) -> int:
             ssl_keyfile=certs.keyfile if certs else None,
         )
         if settings.workers == 1:
+            settle_gc()
             uvicorn.Server(config).run(sockets=[sock])
         else:
             # Each worker builds its own app from the same settings (create_app() reads them
@@ -300,6 +302,16 @@ def serve(settings: Settings) -> int:
             os.environ.update(to_env(settings))
             Multiprocess(config, sockets=[sock]).run()
     return 0
+
+
+def settle_gc() -> None:
+    """Before serving: what start-up built (the spec, fixtures, validators) never becomes
+    garbage, so the collector stops scanning it (gc.freeze), and young collections run ten
+    times less often: a server holding many predictions pauses less behind its p99."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(7000, middle, old)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from mock_server.lifecycle import State, state_at
 from mock_server.models import Prediction
 from mock_server.operations import Operation, build_operations
 from mock_server.ratelimit import RateLimiter
+from mock_server.rendered import FinishedBodies
 from mock_server.responses import PREFIXES
 from mock_server.scenarios import HEADER, RequestFacts, Scenario, ScenarioBook
 from mock_server.spec import Spec
@@ -59,6 +60,7 @@ class AppContext:
         self.rate_limiter = RateLimiter() if self.settings.rate_limits == "real" else None
         self.webhooks = WebhookDispatcher(self, self.agenda, self.attempt_log)
         self.store.finished = self._finished  # evict finished predictions first
+        self.rendered = FinishedBodies()
 
     def _finished(self, p: Prediction) -> bool:
         return state_at(p, self.timeline.now_for(p)).status.terminal
@@ -80,6 +82,9 @@ class AppContext:
         await self.webhooks.reset(owner)
         for name in self.scenarios.owned_by(owner):
             await self.remove_scenario(name)
+        self.forget_kept()  # the owner's ids start over
+        if self.shared is not None:
+            await self.shared.forgotten(owner)  # every other process forgets its copies too
 
     async def reset(self, **changes: object) -> None:
         """Forget every prediction, file, journal entry, webhook and run-time scenario
@@ -93,10 +98,16 @@ class AppContext:
             await self.shared.reset(self, changes)  # every other process follows
         self.apply_reset(settings, new_clock="clock" in changes)
 
+    def forget_kept(self) -> None:
+        """Drop what this process keeps of records (encoded bodies, shared records' copies)."""
+        self.rendered.clear()
+        self.store.forget_kept()
+
     def apply_reset(self, settings: Settings, *, new_clock: bool) -> None:
         """This process's part of a reset: caches, limits, settings and clock."""
         self.scenarios.reset()
         self.images.clear()
+        self.forget_kept()
         if self.rate_limiter is not None:
             self.rate_limiter.reset()
         self.settings = settings

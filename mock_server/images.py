@@ -68,6 +68,16 @@ def render(
     return out.getvalue()
 
 
+def warm() -> None:
+    """Load what a first render would otherwise load on a client's time: each format's encoder
+    (Pillow's plugins) and the fonts of the most common output sizes."""
+    for fmt in FORMATS:
+        render(64, 64, fmt, 80, lines=["warm"], seed="warm")
+    for short in (512, 768, 1024, 1440):
+        _font(max(10, short // 8))
+        _font(max(8, short // 28))
+
+
 def prediction_lines(prompt: str, model: str, width: int, height: int, index: int) -> list[str]:
     prompt = prompt if len(prompt) <= MAX_PROMPT_CHARS else prompt[:MAX_PROMPT_CHARS] + "…"
     return [model, f"{width}x{height}  output {index}", prompt]

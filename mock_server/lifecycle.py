@@ -21,17 +21,17 @@ def start_time(p: Prediction) -> datetime:
     return p.created_at + timedelta(seconds=p.setup_s)
 
 
-def finish_time(p: Prediction) -> datetime:
+def finish_time(p: Prediction, start: datetime | None = None) -> datetime:
     """When the model ends on its own (or when an admin forced it to)."""
     if p.ends_at is not None:
         return p.ends_at
-    return start_time(p) + timedelta(seconds=p.predict_s)
+    return (start or start_time(p)) + timedelta(seconds=p.predict_s)
 
 
-def end_of(p: Prediction) -> tuple[datetime, Status]:
+def end_of(p: Prediction, start: datetime | None = None) -> tuple[datetime, Status]:
     """The first of: the model's finish, a cancel, the deadline; and the status it brings."""
-    start = start_time(p)
-    end, status = finish_time(p), p.outcome
+    start = start or start_time(p)
+    end, status = finish_time(p, start), p.outcome
     if p.canceled_at is not None and p.canceled_at < end:
         end, status = p.canceled_at, Status.CANCELED
     if p.deadline is not None and p.deadline < end:
@@ -43,7 +43,7 @@ def end_of(p: Prediction) -> tuple[datetime, Status]:
 def state_at(p: Prediction, now: datetime) -> State:
     """starting -> processing -> succeeded | failed | canceled; aborted: deadline before start."""
     start = start_time(p)
-    end, final = end_of(p)
+    end, final = end_of(p, start)
     if now >= end:
         if final in (Status.SUCCEEDED, Status.FAILED):
             started: datetime | None = min(start, end)  # forced early: it "ran" at that moment

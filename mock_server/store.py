@@ -65,6 +65,10 @@ class PredictionStore(Protocol):
         """Forget every record (only `owner`'s, when given) and its id counters."""
         ...
 
+    def forget_kept(self) -> None:
+        """Drop copies of shared records kept in this process (another process reset them)."""
+        ...
+
 
 class MemoryStore:
     """Dicts in this process. Past `max_predictions` records are evicted, the oldest finished
@@ -177,3 +181,6 @@ class MemoryStore:
 
     async def count(self) -> int:
         return len(self._by_id)
+
+    def forget_kept(self) -> None:
+        pass  # the records themselves live here

@@ -2,9 +2,10 @@
 a free 127.0.0.1 port, in its own folder, nothing persisted.
 
 `RedisServer.start(folder)` returns once it answers PING (bounded), then offers `url`,
-`command(...)`, `flush()`, `pause()` (SIGSTOP: it keeps its connections and answers nothing, as a
-hung Redis does), `resume()` (SIGCONT) and `stop()`. It speaks RESP over a plain socket, so it
-needs no Redis client library.
+`command(...)`, `flush()`, `dbsize()`, `pause()` (SIGSTOP: it keeps its connections and answers
+nothing, as a hung Redis does), `resume()` (SIGCONT) and `stop()`. It talks to the server with
+redis-py (the project's own Redis client), a fresh connection per call and no retries: a failure
+shows at once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 REDIS_SERVER = "/usr/bin/redis-server"
 START_TIMEOUT_S = 10.0
@@ -54,14 +60,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def _encode(*args: str | bytes) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg.encode() if isinstance(arg, str) else arg
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
 
 
 class RedisServer:
@@ -117,42 +115,39 @@ class RedisServer:
             return False  # exited (e.g. the port was taken)
         return False
 
-    def command(self, *args: str | bytes, timeout: float = 5.0) -> bytes:
-        """Send one command; its reply's first line (`+OK`, `:3`, `-ERR ...`, `$5`...)."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
-            s.sendall(_encode(*args))
-            reply = b""
-            while not reply.endswith(b"\r\n"):
-                chunk = s.recv(4096)
-                if not chunk:
-                    raise ConnectionError(f"redis closed the connection: {reply!r}")
-                reply += chunk
-            return reply.split(b"\r\n", 1)[0]
+    def client(self, db: int = 0, timeout: float = 5.0) -> redis.Redis:
+        """A redis-py client for this server (close it: `with server.client() as r: ...`)."""
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            db=db,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+
+    def command(self, *args: str | bytes, timeout: float = 5.0) -> Any:
+        """Send one command; its reply as redis-py parses it (a Redis error raises
+        redis.ResponseError)."""
+        with self.client(timeout=timeout) as r:
+            return r.execute_command(*args)
 
     def ping(self, timeout: float = 1.0) -> bool:
         try:
-            return self.command("PING", timeout=timeout) == b"+PONG"
-        except OSError:
+            with self.client(timeout=timeout) as r:
+                return bool(r.ping())
+        except (redis.RedisError, OSError):
             return False
 
     def flush(self) -> None:
-        reply = self.command("FLUSHALL")
-        if reply != b"+OK":
-            raise RuntimeError(f"FLUSHALL answered {reply!r}")
+        with self.client() as r:
+            if not r.flushall():
+                raise RuntimeError("FLUSHALL failed")
 
     def dbsize(self, db: int = 0) -> int:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
-            s.sendall(_encode("SELECT", str(db)) + _encode("DBSIZE"))
-            reply = b""
-            while reply.count(b"\r\n") < 2:
-                chunk = s.recv(4096)
-                if not chunk:
-                    raise ConnectionError(f"redis closed the connection: {reply!r}")
-                reply += chunk
-        size = reply.split(b"\r\n")[1]
-        if not size.startswith(b":"):
-            raise RuntimeError(f"DBSIZE answered {size!r}")
-        return int(size[1:])
+        with self.client(db=db) as r:
+            size: int = r.dbsize()
+            return size
 
     def pause(self) -> None:
         """SIGSTOP: connections stay open (and new ones are queued by the kernel), nothing

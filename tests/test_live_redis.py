@@ -13,8 +13,6 @@ Tests wait on conditions with deadlines (`until`), never on a sleep alone.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import signal
 import subprocess
 import sys
@@ -22,8 +20,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
+from http.client import HTTPException
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,7 +34,7 @@ from mock_server.journal import redact
 from tests import redis_server as redis_server_module
 from tests.conftest import CHECKED, PROJECT, child_environ, spawned_server
 from tests.redis_server import RedisServer, RedisServerMissing
-from tests.test_live_soak import RawClient
+from tests.test_live_soak import Client
 from tests.test_webhooks import Receiver
 
 T = TypeVar("T")
@@ -341,12 +341,13 @@ def test_everything_survives_a_restart_of_every_process(
             (b, _),
         ]:
             with client(a) as on_a, client(b) as on_b:
+                # It went on advancing on its own timeline while no process ran: still running,
+                # or (on a machine slow to restart) finished exactly when its run ended.
                 still = get(on_a, running["id"])
-                age = datetime.now(UTC) - moment(running["created_at"])
-                assert still["status"] in ("starting", "processing"), (
-                    f"{still['status']} {age.total_seconds():.1f} s after the create: the "
-                    f"restart took longer than the {KONTEXT_MAX_S} s run"
-                )
+                if still["status"] not in ("starting", "processing"):
+                    assert still["status"] == "succeeded", still
+                    ran = moment(still["completed_at"]) - moment(running["created_at"])
+                    assert abs(ran.total_seconds() - KONTEXT_MAX_S) < 0.01, ran
                 for p in (hooked, running, instant):
                     assert get(on_b, p["id"])["input"] == p["input"]
                 assert get(on_b, instant["id"])["status"] == "succeeded"
@@ -501,21 +502,25 @@ PER_CLIENT = 200
 RUN_LIMIT_S = 120.0  # a slow or hung server fails the test instead of holding up the suite
 
 
-async def hammer(url: str) -> dict[str, Any]:
-    """CLIENTS clients at once, each creating PER_CLIENT predictions one after another and
-    polling each until it succeeds; every failure is collected, none stops the run."""
-    errors: list[str] = []
-    created: dict[str, list[str]] = {}
-    requests = itertools.count()
+def hammer(url: str) -> dict[str, Any]:
+    """CLIENTS clients at once (a thread each, with its own keep-alive connection), each
+    creating PER_CLIENT predictions one after another and polling each until it succeeds; every
+    failure is collected, none stops the run."""
+    over = threading.Event()  # set when the run is over RUN_LIMIT_S: the clients stop
 
-    async def one_client(n: int) -> None:
+    def one_client(n: int) -> tuple[str, list[str], list[str], int]:
         token = f"r8_load_{n}"
-        ids = created.setdefault(token, [])
-        async with RawClient(url, token) as http:
+        ids: list[str] = []
+        errors: list[str] = []
+        requests = 0
+        with Client(url, token) as http:
             for i in range(PER_CLIENT):
+                if over.is_set():
+                    errors.append(f"client {n}: stopped at {i}, over the run limit")
+                    break
                 try:
-                    next(requests)
-                    reply = await http.request(
+                    requests += 1
+                    reply = http.request(
                         "POST",
                         f"{MODELS}/flux-schnell/predictions",
                         {"input": {"prompt": f"load {n} {i}"}},
@@ -530,38 +535,47 @@ async def hammer(url: str) -> dict[str, Any]:
                         if p["status"] in TERMINAL or time.monotonic() > deadline:
                             errors.append(f"{p['id']} ended {p['status']}")
                             break
-                        await asyncio.sleep(0.002)
-                        next(requests)
-                        reply = await http.request("GET", f"/v1/predictions/{p['id']}")
+                        time.sleep(0.002)
+                        requests += 1
+                        reply = http.request("GET", f"/v1/predictions/{p['id']}")
                         if reply.status != 200:
                             errors.append(f"get {p['id']}: {reply.status} {reply.body[:200]!r}")
                             break
                         p = reply.json()
-                except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
+                except (OSError, HTTPException) as exc:  # the next request reconnects
                     errors.append(f"client {n}/{i}: {exc!r}")
-                    await http.close()
+        return token, ids, errors, requests
 
     started = time.monotonic()
-    async with asyncio.timeout(RUN_LIMIT_S):
-        await asyncio.gather(*(one_client(n) for n in range(CLIENTS)))
+    pool = ThreadPoolExecutor(CLIENTS, thread_name_prefix="load")
+    futures = [pool.submit(one_client, n) for n in range(CLIENTS)]
+    _, late = wait(futures, timeout=RUN_LIMIT_S)
     elapsed = time.monotonic() - started
+    if late:
+        over.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        pytest.fail(f"{len(late)} of {CLIENTS} clients still running after {RUN_LIMIT_S} s")
+    pool.shutdown()
+    results = [future.result() for future in futures]  # an unexpected exception raises here
 
     lists: dict[str, list[str]] = {}
-    for token in created:
-        async with RawClient(url, token) as http:
+    for token, *_ in results:
+        with Client(url, token) as http:
             ids: list[str] = []
             path: str | None = "/v1/predictions"
             while path:
-                page = (await http.request("GET", path)).json()
+                reply = http.request("GET", path)
+                assert reply.status == 200, (path, reply.status, reply.body[:500])
+                page = reply.json()
                 ids += [p["id"] for p in page["results"]]
                 path = page["next"] and page["next"].removeprefix(url)
             lists[token] = ids
     return {
-        "errors": errors,
-        "created": created,
+        "errors": [error for _, _, errors, _ in results for error in errors],
+        "created": {token: ids for token, ids, _, _ in results},
         "lists": lists,
         "elapsed": elapsed,
-        "requests": next(requests),
+        "requests": sum(requests for *_, requests in results),
     }
 
 
@@ -572,7 +586,7 @@ def test_two_workers_serve_10000_predictions_to_50_clients(
         *on_redis(redis_server, "--workers", "2", "--time-scale", "0.001"),
         log=tmp_path / "server.log",
     ) as (url, proc):
-        result = asyncio.run(hammer(url))
+        result = hammer(url)
         health = admin(url, "GET", "/health")
         assert proc.poll() is None
     total = CLIENTS * PER_CLIENT

@@ -41,6 +41,7 @@ class SharedControl:
     def __init__(self, client: Any, url: str, keys: Keys) -> None:
         self.client, self.url, self.key = client, url, keys
         self._seen: dict[bytes, bytes] | None = None
+        self._seen_before: dict[bytes, bytes] | None = None  # what the last catch-up saw
         self._epoch = 0  # the last reset this process applied
         self._times: dict[str, int] = {}  # each rule's `times` as added
         self._spend = client.register_script(_SPEND)
@@ -58,6 +59,9 @@ class SharedControl:
             seen = await self.client.hgetall(self.key("control"))
         self._seen = seen
         epoch = int(seen.get(b"epoch", 0))
+        if self._seen_before is not None and seen.get(b"gen") != self._seen_before.get(b"gen"):
+            ctx.forget_kept()  # a per-token reset elsewhere: its ids start over
+        self._seen_before = seen
         if epoch != self._epoch:
             self._epoch = epoch
             shared = orjson.loads(seen.get(b"settings", b"{}"))
@@ -138,6 +142,12 @@ class SharedControl:
         self._epoch = int(epoch)  # this process applies it itself
         self._times = {}
         self._seen = None  # re-read everything on the next request
+        await self._publish()
+
+    @guarded
+    async def forgotten(self, owner: str) -> None:
+        """A per-token reset made through this process: the others drop their copies."""
+        await self.client.hincrby(self.key("control"), "gen", 1)
         await self._publish()
 
     @guarded

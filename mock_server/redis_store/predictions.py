@@ -8,6 +8,7 @@ Lua script, so a record is never half written whatever happens to the connection
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -44,14 +45,26 @@ return 0
 """
 
 
+FINISHED_KEPT = 10_000  # finished records this process keeps (they never change)
+
+
 class RedisStore:
+    """Finished records are also kept in this process (bounded): a finished prediction never
+    changes, so polling one costs no round trip for the record. A reset anywhere empties that
+    (SharedControl tells every process)."""
+
     kind = "redis"
 
     def __init__(self, client: Any, url: str, max_predictions: int, keys: Keys) -> None:
         self.client, self.url, self.max_predictions, self.key = client, url, max_predictions, keys
-        self.finished: Callable[[Prediction], bool] = lambda p: True  # unused: Redis evicts oldest
+        # Which records are finished (set by the context, from the clock); Redis evicts oldest.
+        self.finished: Callable[[Prediction], bool] = lambda p: False
         self._add = client.register_script(_ADD)
         self._save = client.register_script(_SAVE)
+        self._kept: OrderedDict[str, Prediction] = OrderedDict()
+
+    def forget_kept(self) -> None:
+        self._kept.clear()
 
     @guarded
     async def next_occurrence(self, owner: str, key: str) -> int:
@@ -70,13 +83,23 @@ class RedisStore:
 
     @guarded
     async def get(self, prediction_id: str) -> Prediction | None:
+        kept = self._kept.get(prediction_id)
+        if kept is not None:
+            self._kept.move_to_end(prediction_id)
+            return kept
         fixed, mutable, seq = await self.client.hmget(self.key("p", prediction_id), "d", "m", "s")
         if fixed is None or mutable is None or seq is None:
             return None
-        return prediction_from(fixed, mutable, seq)
+        p = prediction_from(fixed, mutable, seq)
+        if self.finished(p):
+            self._kept[p.id] = p
+            if len(self._kept) > FINISHED_KEPT:
+                self._kept.popitem(last=False)
+        return p
 
     @guarded
     async def save(self, prediction: Prediction) -> None:
+        self._kept.pop(prediction.id, None)
         await self._save(keys=[self.key("p", prediction.id)], args=[mutable_part(prediction)])
 
     @guarded
@@ -86,6 +109,7 @@ class RedisStore:
     @guarded
     async def reset(self, owner: str | None = None) -> None:
         k = self.key
+        self._kept.clear()
         if owner is None:
             await self.client.unlink(k("all"), k("seq"))
             await scan_delete(self.client, k("p", "*"), k("idx", "*"), k("occ", "*"))

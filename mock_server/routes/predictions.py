@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -20,7 +21,7 @@ from mock_server.lifecycle import State, end_of
 from mock_server.models import Prediction, Status
 from mock_server.outputs import inline_outputs
 from mock_server.paging import parse_cursor
-from mock_server.responses import api_prefix, created_status, json_response
+from mock_server.responses import JSONBytes, api_prefix, created_status, json_response
 from mock_server.scenarios import apply_http, apply_to_prediction
 from mock_server.sizes import Measure, data_uri_size, output_size
 from mock_server.timeline import ClockMode
@@ -175,18 +176,27 @@ async def _own(request: Request, c: AppContext, owner: str) -> Prediction:
     return p
 
 
-async def _show(request: Request, c: AppContext, p: Prediction) -> dict[str, Any]:
+async def _show(request: Request, c: AppContext, p: Prediction) -> bytes:
+    return await _body(c, p, c.public_base(request), api_prefix(request.scope["path"]))
+
+
+async def _body(c: AppContext, p: Prediction, base: str, prefix: str) -> bytes:
+    """The prediction as JSON, as a GET shows it now; a finished one's body is kept once
+    encoded (it never changes: only the clock set back or retention change its state, and
+    both are in the key)."""
     state = c.state(p)
+    key = None
+    if state.status.terminal and c.settings.output_urls == "http":
+        key = (p.id, base, prefix, state.status, state.completed_at, state.data_removed)
+        body = c.rendered.get(key)
+        if body is not None:
+            return body
     fixture = c.models[p.model]
     files = await inline_outputs(c, p, state)  # None unless --output-urls data
-    return prediction_json(
-        p,
-        state,
-        fixture,
-        base=c.public_base(request),
-        prefix=api_prefix(request.scope["path"]),
-        files=files,
-    )
+    body = orjson.dumps(prediction_json(p, state, fixture, base=base, prefix=prefix, files=files))
+    if key is not None:
+        c.rendered.put(key, body)
+    return body
 
 
 async def get_prediction(request: Request, call: Call) -> Response:
@@ -197,7 +207,7 @@ async def get_prediction(request: Request, call: Call) -> Response:
         await c.webhooks.changed(p)  # the polls clock moved it
     if c.stall.active:  # a client polling a manual clock nobody moves is told so
         c.stall.read(p.id, running=not c.state(p).status.terminal)
-    return json_response(await _show(request, c, p))
+    return JSONBytes(await _show(request, c, p))
 
 
 async def cancel_prediction(request: Request, call: Call) -> Response:
@@ -208,7 +218,7 @@ async def cancel_prediction(request: Request, call: Call) -> Response:
         p.canceled_at = c.timeline.now_for(p)
         await c.store.save(p)
         await c.webhooks.changed(p)  # `completed` goes now
-    return json_response(await _show(request, c, p))
+    return JSONBytes(await _show(request, c, p))
 
 
 _WINDOW = ("created_after", "created_before")
@@ -245,8 +255,8 @@ async def list_predictions(request: Request, call: Call) -> Response:
         created_after=window.get("created_after"),
         created_before=window.get("created_before"),
     )
-    prefix = api_prefix(request.scope["path"])
-    here = f"{c.public_base(request)}{prefix}/predictions"
+    prefix, base = api_prefix(request.scope["path"]), c.public_base(request)
+    here = f"{base}{prefix}/predictions"
     kept = [(name, request.query_params[name]) for name in _WINDOW if name in window]
 
     def link(position: str) -> str:
@@ -256,6 +266,6 @@ async def list_predictions(request: Request, call: Call) -> Response:
         {
             "next": link(f"b{page.next_before}") if page.next_before else None,
             "previous": link(f"a{page.previous_after}") if page.previous_after else None,
-            "results": [await _show(request, c, p) for p in page.results],
+            "results": [orjson.Fragment(await _body(c, p, base, prefix)) for p in page.results],
         }
     )
