@@ -110,7 +110,7 @@ def test_unknown_path_must_be_404_not_found(checker: ResponseChecker) -> None:
     with pytest.raises(AssertionError, match="404 is due"):
         checker.check("GET", "/v1/predictions/", 307, {}, b"")
     with pytest.raises(AssertionError, match="'html' was unexpected"):
-        checker.check("GET", "/", 404, PROBLEM, problem(404, html="<h1>"))
+        checker.check("GET", "/nothing-here", 404, PROBLEM, problem(404, html="<h1>"))
 
 
 def test_encoded_slash_matches_by_its_decoded_form(

@@ -183,7 +183,7 @@ CASES = {
     "put-predictions": Case(405, method="PUT", path="/replicate/v1/predictions"),
     "get-create": Case(405, method="GET", path=SCHNELL),
     "unknown-path": Case(404, method="GET", path="/v1/nothing-here"),
-    "unknown-root": Case(404, method="GET", path="/"),
+    "unknown-root": Case(404, method="GET", path="/nothing-here"),  # `/` is the demo page
     "bad-cursor": Case(400, method="GET", path="/v1/predictions?cursor=%%%"),
 }
 

@@ -107,6 +107,10 @@ def test_the_wheel_carries_the_contract_and_fixtures_once(installed: Installed) 
             "mock_server/_data/openapi.yaml",
             "mock_server/_data/examples/scenarios.yaml",
             *(f"mock_server/_data/fixtures/{m.relative_to(PROJECT / 'fixtures')}" for m in models),
+            # the demo page at `/`
+            "mock_server/static/demo.css",
+            "mock_server/static/demo.js",
+            "mock_server/static/index.html",
         ]
     )
     assert len(models) == 11
@@ -137,6 +141,11 @@ def test_the_installed_server_creates_and_serves_an_image(
         p = http.get(f"/v1/predictions/{created.json()['id']}").json()
         assert p["status"] == "succeeded"
         image = http.get(p["output"])
+        page, script = http.get("/"), http.get("/static/demo.js")  # the demo page, from the wheel
+    assert (page.status_code, page.headers["content-type"]) == (200, "text/html; charset=utf-8")
+    assert 'src="static/demo.js"' in page.text
+    assert script.status_code == 200
+    assert script.headers["content-type"] == "text/javascript; charset=utf-8"
     assert image.status_code == 200
     with Image.open(io.BytesIO(image.content)) as img:
         assert (img.format, img.size) == ("WEBP", (1344, 768))
