@@ -13,7 +13,7 @@ FUZZ_TIME ?= 600
 FUZZ_EXAMPLES ?= 1000
 FUZZ_ARGS ?=
 
-.PHONY: install run test lint typecheck fmt check fuzz bench bench-smoke bench-deps clean
+.PHONY: install run test lint typecheck fmt check fuzz bench bench-smoke bench-deps readme-table clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -62,6 +62,11 @@ test: lint typecheck $(TEST_STAMP)
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 check: test
+
+# The README's configuration tables, generated anew from the flags and settings (mock_server/docs.py;
+# tests/test_readme.py fails while they differ).
+readme-table: install
+	$(BIN)/python -m mock_server.docs --write
 
 # A longer randomised run than the suite's pinned one: a live server, every check and phase, a new
 # seed each time (printed at the end: pass `FUZZ_ARGS='--seed N'` to replay a run).
