@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 from mock_server.clock import Clock, ManualClock
 from mock_server.config import Settings
@@ -192,10 +193,12 @@ class AppContext:
 
     def public_base(self, request: Request) -> str:
         """Where clients reach us: --public-url, else the scheme and host the request used."""
+        return self.base_of(request.scope, request.headers.get("host"))
+
+    def base_of(self, scope: Scope, host: str | None) -> str:
+        """public_base from the ASGI scope and the request's Host header."""
         if self.settings.public_url:
             return self.settings.public_url.rstrip("/")
-        scope = request.scope
-        host = request.headers.get("host")
         if not host:
             server = scope.get("server") or ("127.0.0.1", self.settings.port)
             host = f"{server[0]}:{server[1]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 
@@ -11,11 +12,13 @@ ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 ID_LENGTH = 26
 
 
+# RFC 4648 base32 reads the same 5-bit groups, most significant first: only the digits differ.
+_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET)
+
+
 def encode(data: bytes, length: int = ID_LENGTH) -> str:
-    """The first `length` base32 digits (5 bits each) of `data`."""
-    number = int.from_bytes(data, "big")
-    bits = len(data) * 8
-    return "".join(ALPHABET[(number >> (bits - 5 * (i + 1))) & 31] for i in range(length))
+    """The first `length` base32 digits (5 bits each) of `data` (`length` * 5 <= its bits)."""
+    return base64.b32encode(data)[:length].decode("ascii").translate(_CROCKFORD)
 
 
 def request_key(seed: int, owner: str, model: str, payload: object) -> str:

@@ -36,3 +36,16 @@ def test_invalid_ids() -> None:
     assert not ids.is_valid("a" * 25)
     assert not ids.is_valid("u" * 26)  # not in Crockford's alphabet
     assert not ids.is_valid("A" * 26)
+
+
+def test_encode_reads_five_bit_groups_most_significant_first() -> None:
+    """The base64-module encoding equals the definition (ids must not change between versions)."""
+    import hashlib
+
+    from mock_server.ids import ALPHABET, encode
+
+    for n in range(2000):
+        data = hashlib.blake2b(str(n).encode(), digest_size=17).digest()
+        number, bits = int.from_bytes(data, "big"), len(data) * 8
+        expected = "".join(ALPHABET[(number >> (bits - 5 * (i + 1))) & 31] for i in range(26))
+        assert encode(data) == expected

@@ -18,6 +18,7 @@ from mock_server.errors import BadRequest, InvalidVersion, NotFound
 from mock_server.fixtures import ModelFixture
 from mock_server.headers import cancel_after_seconds, prefer_wait
 from mock_server.lifecycle import State, end_of
+from mock_server.logs import step_count
 from mock_server.models import Prediction, Status
 from mock_server.outputs import inline_outputs
 from mock_server.paging import parse_cursor
@@ -181,17 +182,24 @@ async def _show(request: Request, c: AppContext, p: Prediction) -> bytes:
 
 
 async def _body(c: AppContext, p: Prediction, base: str, prefix: str) -> bytes:
-    """The prediction as JSON, as a GET shows it now; a finished one's body is kept once
-    encoded (it never changes: only the clock set back or retention change its state, and
-    both are in the key)."""
+    """The prediction as JSON, as a GET shows it now, kept once encoded. A finished one never
+    changes (only the clock set back or retention change its state, and both are in the key);
+    a running one changes only with its status and the log lines its progress shows."""
     state = c.state(p)
-    key = None
-    if state.status.terminal and c.settings.output_urls == "http":
+    fixture = c.models[p.model]
+    key: tuple[object, ...] | None = None
+    if not state.status.terminal:
+        shown = -1  # starting: no logs yet
+        if state.started_at is not None:
+            steps = step_count(p, fixture.log_style)
+            shown = min(steps, int(state.progress * steps))
+        key = (p.id, base, prefix, state.status, state.started_at, shown)
+    elif c.settings.output_urls == "http":
         key = (p.id, base, prefix, state.status, state.completed_at, state.data_removed)
+    if key is not None:
         body = c.rendered.get(key)
         if body is not None:
             return body
-    fixture = c.models[p.model]
     files = await inline_outputs(c, p, state)  # None unless --output-urls data
     body = orjson.dumps(prediction_json(p, state, fixture, base=base, prefix=prefix, files=files))
     if key is not None:

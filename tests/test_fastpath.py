@@ -1,0 +1,89 @@
+"""The fast get (routes/fastpath.py) answers exactly what the ordinary route answers, and hands
+every other case to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from mock_server import Settings, create_app
+from mock_server.clock import ManualClock
+from mock_server.routes import fastpath
+from tests.conftest import AUTH, PREFIXES, create
+
+Taken = list[bool]
+
+
+@pytest.fixture
+def taken(monkeypatch: pytest.MonkeyPatch) -> Taken:
+    """Whether each get went the fast way (True) or was handed on (False)."""
+    seen: Taken = []
+    original = fastpath.get_prediction
+
+    async def spy(*args: Any) -> bool:
+        answered = await original(*args)
+        seen.append(answered)
+        return answered
+
+    monkeypatch.setattr(fastpath, "get_prediction", spy)
+    return seen
+
+
+def served(client: TestClient, path: str, **kwargs: Any) -> tuple[int, bytes, dict[str, str]]:
+    r = client.get(path, **kwargs)
+    return r.status_code, r.content, {k: v for k, v in r.headers.items() if k != "date"}
+
+
+def client_for(settings: Settings, clock: ManualClock) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, clock=clock), raise_server_exceptions=False) as c:
+        c.headers.update(AUTH)
+        yield c
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+@pytest.mark.parametrize("public_url", [None, "https://mock.example/base"])
+def test_fast_answers_match_the_ordinary_route(
+    prefix: str, public_url: str | None, taken: Taken
+) -> None:
+    clock = ManualClock()
+    for client in client_for(Settings(public_url=public_url), clock):
+        r = client.post(
+            f"{prefix}/models/black-forest-labs/flux-dev/predictions",
+            json={"input": {"prompt": "a fox"}},
+        )
+        assert r.status_code in (200, 201), r.text  # 200 under /replicate/v1
+        path = f"{prefix}/predictions/{r.json()['id']}"
+        for advance in (0.0, 1.0, 60.0):  # starting, processing, succeeded
+            clock.advance(advance)
+            fast = served(client, path)
+            ordinary = served(client, path, params={"unused": "1"})  # a query: handed on
+            assert fast == ordinary
+            assert fast[0] == 200
+        assert taken == [True, False] * 3
+
+
+def test_everything_else_is_handed_to_the_ordinary_route(taken: Taken) -> None:
+    clock = ManualClock()
+    for client in client_for(Settings(), clock):
+        p = create(client)
+        path = f"/v1/predictions/{p['id']}"
+        assert client.get(path, headers={"Authorization": "Bearer someone-else"}).status_code == 404
+        assert client.get(path, headers={"Authorization": "Basic x"}).status_code == 401
+        assert client.get("/v1/predictions/not-an-id").status_code == 404
+        assert client.get(path, headers={"X-Mock-Scenario": "server-error"}).status_code == 500
+        assert taken == [False] * 4
+        rule = {"name": "down", "match": {"route": "getPrediction"}, "http": {"status": 503}}
+        assert client.post("/__admin/scenarios", json=rule).status_code == 201
+        assert client.get(path).status_code == 503  # a rule could match: the ordinary way
+        assert taken[-1] is False
+
+
+def test_polls_clock_and_rate_limits_take_the_ordinary_route(taken: Taken) -> None:
+    for settings in (Settings(clock="polls"), Settings(rate_limits="real")):
+        for client in client_for(settings, ManualClock()):
+            p = create(client)
+            assert client.get(f"/v1/predictions/{p['id']}").status_code == 200
+    assert taken == [False, False]
