@@ -182,6 +182,9 @@ _HOT = re.compile(
 )
 
 
+_DELIVERY = re.compile(r"^/delivery/([^/]+)/([^/]+)$")
+
+
 class HotRouter(Router):
     """Starlette's router, except that the two hottest routes (get a prediction, create one by
     model) are found with one regular expression instead of by trying the routes of both
@@ -197,8 +200,18 @@ class HotRouter(Router):
         get = ctx.operations["getPrediction"]
         # The fast get skips the ordinary checks: only while the spec gives it none to make.
         self.fast_get = not get.query and not get.headers
+        file = ctx.operations["getOutputFile"]
+        self.fast_file = not file.query and not file.headers and not file.secured
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and self.fast_file
+            and (d := _DELIVERY.match(scope["path"])) is not None
+            and await fastpath.get_output_file(self.ctx, scope, send, *d.groups())
+        ):
+            return
         if scope["type"] == "http" and (m := _HOT.match(scope["path"])) is not None:
             prefix, prediction_id, owner, name = m.groups()
             method = scope["method"]

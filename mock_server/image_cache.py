@@ -23,6 +23,13 @@ class ImageCache:
         self._items.clear()
         self.size = 0
 
+    def peek(self, key: str) -> bytes | None:
+        """The rendered file if it is cached (as recently used), else None; never renders."""
+        data = self._items.get(key)
+        if data is not None:
+            self._items.move_to_end(key)
+        return data
+
     async def get(self, key: str, render: Callable[[], bytes]) -> bytes:
         data = self._items.get(key)
         if data is not None:

@@ -87,3 +87,31 @@ def test_polls_clock_and_rate_limits_take_the_ordinary_route(taken: Taken) -> No
             p = create(client)
             assert client.get(f"/v1/predictions/{p['id']}").status_code == 200
     assert taken == [False, False]
+
+
+def test_a_cached_output_file_is_served_as_the_ordinary_route_serves_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: Taken = []
+    original = fastpath.get_output_file
+
+    async def spy(*args: Any) -> bool:
+        answered = await original(*args)
+        seen.append(answered)
+        return answered
+
+    monkeypatch.setattr(fastpath, "get_output_file", spy)
+    clock = ManualClock()
+    for client in client_for(Settings(), clock):
+        p = create(client, "/v1/models/black-forest-labs/flux-schnell/predictions")
+        url = f"/delivery/{p['id']}/out-0.webp"
+        assert client.get(url).status_code == 404  # not finished yet: the ordinary route says so
+        clock.advance(60)
+        first = served(client, url)  # rendered by the ordinary route
+        fast = served(client, url)  # from the cache, the fast way
+        ordinary = served(client, url, params={"unused": "1"})
+        assert first == fast == ordinary
+        assert fast[0] == 200
+        assert fast[2]["content-type"] == "image/webp"
+        assert client.get(f"/delivery/{p['id']}/out-1.webp").status_code == 404
+        assert seen == [False, False, True, False, False]

@@ -1,8 +1,9 @@
-"""The happy path of the hottest read, a client polling its own prediction, answered from the
-ASGI scope without building a Request. Anything else (no or refused token, an unknown id, a
-query string, a scenario that could apply, rate limits, the polls clock, a shared store...)
-returns False and the request takes the ordinary route, which says what is wrong: the answers
-are the same either way, byte for byte."""
+"""The happy paths of the hottest reads, a client polling its own prediction and an output file
+already rendered, answered from the ASGI scope without building a Request. Anything else (no or
+refused token, an unknown id, a query string, a scenario that could apply, rate limits, the
+polls clock, a shared store, an image not yet rendered...) returns False and the request takes
+the ordinary route, which says what is wrong: the answers are the same either way, byte for
+byte."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from starlette.types import Scope, Send
 from mock_server import ids
 from mock_server.auth import owner_of
 from mock_server.context import AppContext
+from mock_server.images import MEDIA_TYPES
+from mock_server.models import Status
+from mock_server.routes.files import _FILENAME, CACHE_CONTROL
 from mock_server.routes.predictions import _body
 from mock_server.timeline import ClockMode
 
@@ -65,4 +69,43 @@ async def get_prediction(
         }
     )
     await send({"type": "http.response.body", "body": body})
+    return True
+
+
+_CACHE = (b"cache-control", CACHE_CONTROL.encode())
+
+
+async def get_output_file(
+    ctx: AppContext, scope: Scope, send: Send, prediction_id: str, name: str
+) -> bool:
+    """Answer `GET /delivery/<id>/<file>` when the image is in the cache; False otherwise."""
+    if scope["query_string"] or not eligible(ctx):
+        return False
+    if any(key == b"x-mock-scenario" for key, _ in scope["headers"]):
+        return False
+    match = _FILENAME.match(name)
+    p = await ctx.store.get(prediction_id) if match is not None else None
+    if match is None or p is None:
+        return False
+    index, ext = int(match.group(1)), match.group(2)
+    if ext != p.fmt or index >= p.outputs:
+        return False
+    state = ctx.state(p)
+    if state.status is not Status.SUCCEEDED or state.data_removed:
+        return False
+    data = ctx.images.peek(f"{p.id}/{index}")  # rendering stays with the ordinary route
+    if data is None:
+        return False
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                _CACHE,
+                (b"content-length", b"%d" % len(data)),
+                (b"content-type", MEDIA_TYPES[ext].encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
     return True

@@ -14,6 +14,7 @@ from mock_server.models import Status
 from mock_server.outputs import output_file
 
 _FILENAME = re.compile(r"^out-(0|[1-9][0-9]{0,2})\.(webp|jpg|png)$")
+CACHE_CONTROL = "public, max-age=3600, immutable"
 
 
 async def get_output_file(request: Request, call: Call) -> Response:
@@ -33,7 +34,7 @@ async def get_output_file(request: Request, call: Call) -> Response:
     return Response(
         data,
         media_type=images.MEDIA_TYPES[ext],
-        headers={"Cache-Control": "public, max-age=3600, immutable"},
+        headers={"Cache-Control": CACHE_CONTROL},
     )
 
 
