@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -199,6 +200,37 @@ def create(
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+NGINX_START_S = 20.0
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if found is None:
+        pytest.fail(
+            "nginx is not installed: run `make test` (it installs it) or apt-get install nginx"
+        )
+    return found
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + NGINX_START_S
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"nothing listens on {port} after {NGINX_START_S} s:\n{log.read_text()}")
+        try:
+            code = proc.wait(timeout=0.05)  # the pause between tries; notices an exit
+        except subprocess.TimeoutExpired:
+            continue
+        pytest.fail(f"it exited ({code}):\n{log.read_text()}")
 
 
 # Kept beside its fixture (at the end of the file) on purpose.

@@ -19,9 +19,7 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
-import time
 import tomllib
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -37,7 +35,7 @@ from PIL import Image as PILImage
 
 from mock_server.config import _FLAG_NAMES, ENV_PREFIX, Settings
 from tests import docker_steps
-from tests.conftest import AUTH, PROJECT
+from tests.conftest import AUTH, PROJECT, nginx_binary, wait_listening
 from tests.docker_steps import Image, Stage
 from tests.redis_server import RedisServer, free_port
 
@@ -508,34 +506,6 @@ def test_the_health_check_follows_the_servers_settings(
 
 
 # --- the compose stack, run ----------------------------------------------------------------------
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
-    )
-    if found is None:
-        pytest.fail(
-            "nginx is not installed: run `make test` (it installs it) or apt-get install nginx"
-        )
-    return found
-
-
-def wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_S
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"nothing listens on {port} after {START_S} s:\n{log.read_text()}")
-        try:
-            code = proc.wait(timeout=0.05)  # the pause between tries; notices an exit
-        except subprocess.TimeoutExpired:
-            continue
-        pytest.fail(f"it exited ({code}):\n{log.read_text()}")
 
 
 @pytest.fixture

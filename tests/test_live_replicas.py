@@ -3,8 +3,6 @@ examples/nginx-replicas.conf (its ports and paths moved to free ones), driven th
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import AUTH, PROJECT, spawned_server
+from tests.conftest import AUTH, PROJECT, nginx_binary, spawned_server, wait_listening
 from tests.redis_server import RedisServer, free_port
 
 DEADLINE_S = 20.0
@@ -34,21 +32,7 @@ def nginx_config(folder: Path, listen: int, upstreams: list[int]) -> Path:
 
 
 @pytest.fixture
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
-    )
-    if found is None:
-        pytest.fail(
-            "nginx is not installed: run `make test` (it installs it) or apt-get install nginx"
-        )
-    return found
-
-
-@pytest.fixture
-def balancer(
-    nginx_binary: str, tmp_path: Path, redis_server: RedisServer
-) -> Iterator[tuple[str, list[str]]]:
+def balancer(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[str, list[str]]]:
     """nginx on a free port in front of two replicas; yields its URL and the replicas' URLs."""
     listen = free_port()
     with (
@@ -62,20 +46,12 @@ def balancer(
         ports = [int(a.rsplit(":", 1)[1]), int(b.rsplit(":", 1)[1])]
         config = nginx_config(tmp_path, listen, ports)
         proc = subprocess.Popen(
-            [nginx_binary, "-c", str(config), "-p", str(tmp_path)],
+            [nginx_binary(), "-c", str(config), "-p", str(tmp_path)],
             stdout=subprocess.DEVNULL,
             stderr=(tmp_path / "nginx.log").open("w"),
         )
         try:
-            deadline = time.monotonic() + DEADLINE_S
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", listen), timeout=0.5).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        pytest.fail(f"nginx did not start: {(tmp_path / 'nginx.log').read_text()}")
-                    time.sleep(0.05)
+            wait_listening(listen, proc, tmp_path / "nginx.log")
             yield f"http://127.0.0.1:{listen}", [a, b]
         finally:
             proc.terminate()

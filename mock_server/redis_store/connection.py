@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mock_server.errors import StoreUnavailable, problem_response
+from mock_server.paging import Slice
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -93,3 +94,31 @@ async def scan_delete(client: Any, *patterns: str) -> None:
                 batch = []
         if batch:
             await client.unlink(*batch)
+
+
+async def cursor_page(
+    client: Any, index: str, before: int | None, after: int | None, limit: int
+) -> tuple[list[bytes], Slice]:
+    """One page of a sorted set of ids scored by creation order, newest first, as
+    paging.slice_page gives it for a list: the ids and the positions either side."""
+    if after is not None:
+        found = await client.zrangebyscore(
+            index, f"({after}", "+inf", start=0, num=limit + 1, withscores=True
+        )
+        chosen = [(i, int(s)) for i, s in found[:limit]]
+        more_newer = len(found) > limit
+        more_older = bool(chosen) and await client.zcount(index, "-inf", f"({chosen[0][1]}") > 0
+        chosen.reverse()  # newest first
+    else:
+        top = "+inf" if before is None else f"({before}"
+        found = await client.zrevrangebyscore(
+            index, top, "-inf", start=0, num=limit + 1, withscores=True
+        )
+        chosen = [(i, int(s)) for i, s in found[:limit]]
+        more_older = len(found) > limit
+        more_newer = bool(chosen) and await client.zcount(index, f"({chosen[0][1]}", "+inf") > 0
+    return [i for i, _ in chosen], Slice(
+        seqs=[s for _, s in chosen],
+        next_before=chosen[-1][1] if chosen and more_older else None,
+        previous_after=chosen[0][1] if chosen and more_newer else None,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from mock_server.redis_store.connection import Keys, guarded, scan_delete
+from mock_server.redis_store.connection import Keys, cursor_page, guarded, scan_delete
 from mock_server.redis_store.records import file_from, file_meta
 from mock_server.uploads import FilePage, StoredFile
 
@@ -72,35 +72,16 @@ class RedisFileStore:
     async def page(
         self, owner: str, *, before: int | None = None, after: int | None = None, limit: int = 100
     ) -> FilePage:
-        index = self.key("fidx", owner)
-        if after is not None:
-            found = await self.client.zrangebyscore(
-                index, f"({after}", "+inf", start=0, num=limit + 1, withscores=True
-            )
-            chosen = [(i, int(s)) for i, s in found[:limit]]
-            more_newer = len(found) > limit
-            more_older = bool(chosen) and await self._any(index, "-inf", f"({chosen[0][1]}")
-            chosen.reverse()
-        else:
-            top = "+inf" if before is None else f"({before}"
-            found = await self.client.zrevrangebyscore(
-                index, top, "-inf", start=0, num=limit + 1, withscores=True
-            )
-            chosen = [(i, int(s)) for i, s in found[:limit]]
-            more_older = len(found) > limit
-            more_newer = bool(chosen) and await self._any(index, f"({chosen[0][1]}", "+inf")
+        ids, window = await cursor_page(self.client, self.key("fidx", owner), before, after, limit)
         async with self.client.pipeline(transaction=False) as pipe:
-            for i, _ in chosen:
+            for i in ids:
                 pipe.hmget(self.key("f", i.decode()), "meta", "data")
             rows: list[Any] = await pipe.execute()
         return FilePage(
             results=[file_from(m, d) for m, d in rows if m is not None and d is not None],
-            next_before=chosen[-1][1] if chosen and more_older else None,
-            previous_after=chosen[0][1] if chosen and more_newer else None,
+            next_before=window.next_before,
+            previous_after=window.previous_after,
         )
-
-    async def _any(self, index: str, low: str, high: str) -> bool:
-        return int(await self.client.zcount(index, low, high)) > 0
 
     @guarded
     async def purge(self, owner: str, now: datetime) -> None:

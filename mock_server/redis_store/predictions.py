@@ -13,9 +13,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from mock_server.models import Prediction
 from mock_server.paging import Slice, window_slice
-from mock_server.redis_store.connection import Keys, guarded, scan_delete
+from mock_server.redis_store.connection import Keys, cursor_page, guarded, scan_delete
 from mock_server.redis_store.records import mutable_part, prediction_from, prediction_parts
 from mock_server.store import Page
 
@@ -137,31 +139,8 @@ class RedisStore:
         if created_after is not None or created_before is not None:
             window = await self._window(index, before, after, limit, created_after, created_before)
             return await self._records(window)
-        if after is not None:
-            found = await self.client.zrangebyscore(
-                index, f"({after}", "+inf", start=0, num=limit + 1, withscores=True
-            )
-            chosen = [(i, int(s)) for i, s in found[:limit]]
-            more_newer = len(found) > limit
-            more_older = bool(chosen) and await self._any(index, "-inf", f"({chosen[0][1]}")
-            chosen.reverse()  # newest first
-        else:
-            top = "+inf" if before is None else f"({before}"
-            found = await self.client.zrevrangebyscore(
-                index, top, "-inf", start=0, num=limit + 1, withscores=True
-            )
-            chosen = [(i, int(s)) for i, s in found[:limit]]
-            more_older = len(found) > limit
-            more_newer = bool(chosen) and await self._any(index, f"({chosen[0][1]}", "+inf")
-        window = Slice(
-            seqs=[s for _, s in chosen],
-            next_before=chosen[-1][1] if chosen and more_older else None,
-            previous_after=chosen[0][1] if chosen and more_newer else None,
-        )
-        return await self._records(window, [i for i, _ in chosen])
-
-    async def _any(self, index: str, low: str, high: str) -> bool:
-        return int(await self.client.zcount(index, low, high)) > 0
+        ids, window = await cursor_page(self.client, index, before, after, limit)
+        return await self._records(window, ids)
 
     async def _window(
         self,
@@ -209,8 +188,6 @@ class RedisStore:
 
 
 def _created_at(fixed: bytes) -> datetime:
-    import orjson
-
     return datetime.fromisoformat(orjson.loads(fixed)["created_at"])
 
 
