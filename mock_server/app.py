@@ -202,6 +202,17 @@ class HotRouter(Router):
         self.fast_get = not get.query and not get.headers
         file = ctx.operations["getOutputFile"]
         self.fast_file = not file.query and not file.headers and not file.secured
+        # The fast create hands on any request with a header the spec checks (Prefer...).
+        self.fast_create = {
+            prefix: fastpath.CreateRoute.of(op)
+            for prefix, op in (
+                (COMET_PREFIX, ctx.operations["createPrediction"]),
+                (REPLICATE_PREFIX, ctx.operations["v1_createPrediction"]),
+            )
+            if op.secured
+            and not any(q.required for q in op.query.values())
+            and not any(h.required for h in op.headers.values())
+        }
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -224,6 +235,14 @@ class HotRouter(Router):
                 route = self.hot.get(("get", prefix))
                 params = {"prediction_id": prediction_id}
             elif owner is not None and method == "POST":
+                fast = self.fast_create.get(prefix)
+                if fast is not None:
+                    handed = await fastpath.create_prediction(
+                        self.ctx, scope, receive, send, fast, prefix, f"{owner}/{name}"
+                    )
+                    if handed is None:
+                        return
+                    receive = handed
                 route = self.hot.get(("create", prefix))
                 params = {"model_owner": owner, "model_name": name}
             if route is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +117,23 @@ class ModelFixture:
     validator: SchemaValidator = field(repr=False, compare=False)
     defaults: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
-    @property
+    @cached_property
     def ref(self) -> str:
         return f"{self.owner}/{self.name}"
+
+    @cached_property
+    def uri_inputs(self) -> tuple[tuple[str, bool], ...]:
+        """The inputs the schema types as URIs (image inputs): (name, whether a list of them)."""
+        found = []
+        for name, prop in self.input_schema.get("properties", {}).items():
+            if not isinstance(prop, dict):
+                continue
+            items = prop.get("items")
+            if prop.get("format") == "uri":
+                found.append((name, False))
+            elif isinstance(items, dict) and items.get("format") == "uri":
+                found.append((name, True))
+        return tuple(found)
 
     def effective_input(self, inp: dict[str, Any]) -> dict[str, Any]:
         return {**self.defaults, **inp}

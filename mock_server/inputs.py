@@ -70,14 +70,11 @@ class InputImages:
 def image_inputs(fixture: ModelFixture, inp: dict[str, Any]) -> list[str]:
     """The values of the inputs the schema types as URIs (strings, or lists of them), in order."""
     found: list[str] = []
-    for name, prop in fixture.input_schema.get("properties", {}).items():
+    for name, many in fixture.uri_inputs:
         value = inp.get(name)
-        if value is None or not isinstance(prop, dict):
-            continue
-        items = prop.get("items")
-        if prop.get("format") == "uri" and isinstance(value, str):
+        if not many and isinstance(value, str):
             found.append(value)
-        elif isinstance(items, dict) and items.get("format") == "uri" and isinstance(value, list):
+        elif many and isinstance(value, list):
             found.extend(v for v in value if isinstance(v, str))
     return list(dict.fromkeys(found))
 

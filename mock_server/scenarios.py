@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,7 +293,7 @@ async def apply_http(rules: list[Scenario]) -> None:
             raise ForcedError(rule.http["status"], body, dict(rule.http.get("headers") or {}))
 
 
-def apply_to_prediction(rules: list[Scenario], p: Prediction, scale: float) -> None:
+def apply_to_prediction(rules: Sequence[Scenario], p: Prediction, scale: float) -> None:
     """A forced outcome (failed with a message, canceled), timing and failing webhook
     deliveries, on a new prediction."""
     for rule in rules:

@@ -69,20 +69,20 @@ async def read_json_object(
         raise BadRequest(
             f"The request body must be a JSON object, not {_JSON_TYPES.get(type(body), 'value')}."
         )
-    if _too_deep(body, MAX_DEPTH):
+    if too_deep(body, MAX_DEPTH):
         raise BadRequest(f"The request body is nested deeper than {MAX_DEPTH} levels.")
     return body
 
 
-def _too_deep(value: Any, budget: int) -> bool:
+def too_deep(value: Any, budget: int) -> bool:
     """Whether arrays and objects nest more than `budget` levels (stored input is echoed back,
     and the JSON encoder refuses very deep values)."""
     if budget < 0:
         return True
     if isinstance(value, dict):
-        return any(_too_deep(v, budget - 1) for v in value.values())
+        return any(too_deep(v, budget - 1) for v in value.values())
     if isinstance(value, list):
-        return any(_too_deep(v, budget - 1) for v in value)
+        return any(too_deep(v, budget - 1) for v in value)
     return False
 
 

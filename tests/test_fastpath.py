@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 from starlette.testclient import TestClient
 
@@ -115,3 +116,116 @@ def test_a_cached_output_file_is_served_as_the_ordinary_route_serves_it(
         assert fast[2]["content-type"] == "image/webp"
         assert client.get(f"/delivery/{p['id']}/out-1.webp").status_code == 404
         assert seen == [False, False, True, False, False]
+
+
+@pytest.fixture
+def creates(monkeypatch: pytest.MonkeyPatch) -> Taken:
+    """Whether each create by model went the fast way (True) or was handed on (False)."""
+    seen: Taken = []
+    original = fastpath.create_prediction
+
+    async def spy(*args: Any) -> Any:
+        handed = await original(*args)
+        seen.append(handed is None)
+        return handed
+
+    monkeypatch.setattr(fastpath, "create_prediction", spy)
+    return seen
+
+
+def never_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def hand_on(ctx: Any, scope: Any, receive: Any, *args: Any) -> Any:
+        return receive
+
+    monkeypatch.setattr(fastpath, "create_prediction", hand_on)
+
+
+def posted(client: TestClient, path: str, **kwargs: Any) -> tuple[int, bytes, dict[str, str]]:
+    r = client.post(path, **kwargs)
+    return r.status_code, r.content, {k: v for k, v in r.headers.items() if k != "date"}
+
+
+# (body, headers, status): creates the fast path hands to the ordinary route, which answers them.
+HANDED_ON: list[tuple[Any, dict[str, str], int]] = [
+    ({"input": {"prompt": 5, "aspect_ratio": "7:3", "num_outputs": 9}}, {}, 422),  # three lines
+    ({"input": {"prompt": "a"}, "extra": 1}, {}, 422),  # the body's schema refuses it
+    ({"input": "a"}, {}, 422),
+    ({"input": {"prompt": "a"}, "webhook": "http://127.0.0.1:9/hook"}, {}, 201),
+    ({"input": {"prompt": "a"}}, {"Prefer": "respond-async"}, 201),
+    ({"input": {"prompt": "a"}}, {"Cancel-After": "1s"}, 201),
+    ({"input": {"prompt": "a"}}, {"X-Mock-Scenario": "server-error"}, 500),
+    ({"input": {"prompt": "a"}}, {"Content-Type": "text/plain"}, 415),
+    ({"input": {"prompt": "a"}}, {"Authorization": "Basic x"}, 401),
+    ("[1, 2]", {}, 400),  # not an object
+    ("{", {}, 400),  # not JSON
+    ({"input": {"prompt": "a", "image": "data:image/png;base64,AAAA"}}, {}, 201),  # image input
+]
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+@pytest.mark.parametrize("public_url", [None, "https://mock.example/base"])
+def test_a_fast_create_answers_as_the_ordinary_route(
+    prefix: str, public_url: str | None, creates: Taken, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same seed, same clock: the fast answer and the ordinary one are the same bytes and
+    headers, and so is the prediction a get shows afterwards."""
+    path = f"{prefix}/models/black-forest-labs/flux-dev/predictions"
+    body = {"input": {"prompt": "a fox", "num_outputs": 2, "output_format": "png"}}
+    answers = []
+    for fast in (True, False):
+        if not fast:
+            never_fast(monkeypatch)
+        for client in client_for(Settings(public_url=public_url), ManualClock()):
+            created = posted(client, path, json=body)
+            shown = served(client, f"{prefix}/predictions/{orjson.loads(created[1])['id']}")
+            answers.append((created, shown))
+    assert creates == [True]
+    assert answers[0] == answers[1]
+    (status, content, headers), _ = answers[0]
+    assert status == (200 if prefix == "/replicate/v1" else 201)
+    assert orjson.loads(content)["status"] == "starting"
+    assert headers["location"].endswith(f"/predictions/{orjson.loads(content)['id']}")
+
+
+@pytest.mark.parametrize(("body", "headers", "status"), HANDED_ON)
+def test_every_other_create_is_handed_to_the_ordinary_route(
+    body: Any,
+    headers: dict[str, str],
+    status: int,
+    creates: Taken,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast path may read the body before it can tell: the ordinary route must still get
+    it, and answer exactly as it does without the fast path."""
+    path = "/v1/models/black-forest-labs/flux-dev/predictions"
+    kwargs: dict[str, Any] = {"headers": headers}
+    kwargs["content" if isinstance(body, str) else "json"] = body
+    answers = []
+    for fast in (True, False):
+        if not fast:
+            never_fast(monkeypatch)
+        for client in client_for(Settings(), ManualClock()):
+            answers.append(posted(client, path, **kwargs))
+    assert creates == [False]
+    assert answers[0] == answers[1]
+    assert answers[0][0] == status, answers[0][1]
+
+
+def test_creates_a_server_set_up_needs_checked_take_the_ordinary_route(creates: Taken) -> None:
+    path = "/v1/models/black-forest-labs/flux-schnell/predictions"
+    for settings in (Settings(clock="polls"), Settings(rate_limits="real")):
+        for client in client_for(settings, ManualClock()):
+            assert client.post(path, json={"input": {"prompt": "a"}}).status_code == 201
+    for client in client_for(Settings(api_tokens=("only-this",)), ManualClock()):
+        assert client.post(path, json={"input": {"prompt": "a"}}).status_code == 401
+    for client in client_for(Settings(max_body_bytes=64), ManualClock()):
+        r = client.post(path, json={"input": {"prompt": "a" * 100}})
+        assert r.status_code == 413
+    assert creates == [False, False, False, False]
+    for client in client_for(Settings(), ManualClock()):
+        unknown = "/v1/models/black-forest-labs/no-such/predictions"
+        assert client.post(unknown, json={"input": {}}).status_code == 404
+        rule = {"name": "slow", "match": {"route": "createPrediction"}, "http": {"status": 503}}
+        assert client.post("/__admin/scenarios", json=rule).status_code == 201
+        assert client.post(path, json={"input": {"prompt": "a"}}).status_code == 503
+    assert creates == [False] * 6

@@ -39,7 +39,7 @@ def test_invalid_ids() -> None:
 
 
 def test_encode_reads_five_bit_groups_most_significant_first() -> None:
-    """The base64-module encoding equals the definition (ids must not change between versions)."""
+    """The table encoding equals the definition (ids must not change between versions)."""
     import hashlib
 
     from mock_server.ids import ALPHABET, encode

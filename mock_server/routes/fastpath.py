@@ -1,22 +1,31 @@
-"""The happy paths of the hottest reads, a client polling its own prediction and an output file
-already rendered, answered from the ASGI scope without building a Request. Anything else (no or
-refused token, an unknown id, a query string, a scenario that could apply, rate limits, the
-polls clock, a shared store, an image not yet rendered...) returns False and the request takes
-the ordinary route, which says what is wrong: the answers are the same either way, byte for
-byte."""
+"""The happy paths of the hottest routes, answered from the ASGI scope without building a
+Request: a client polling its own prediction, an output file already rendered, and a plain
+create (a valid JSON input with no image inputs, no webhook, no Prefer or Cancel-After).
+Anything else (no or refused token, an unknown id, a query string, a body that does not
+validate, a scenario that could apply, rate limits, the polls clock, a shared store, an image not
+yet rendered...) is handed to the ordinary route, which says what is wrong: the answers are the
+same either way, byte for byte."""
 
 from __future__ import annotations
 
-from starlette.types import Scope, Send
+from dataclasses import dataclass
+
+import orjson
+from starlette.types import Message, Receive, Scope, Send
 
 from mock_server import ids
 from mock_server.auth import owner_of
 from mock_server.context import AppContext
 from mock_server.images import MEDIA_TYPES
+from mock_server.inputs import image_inputs
 from mock_server.models import Status
+from mock_server.operations import Operation
+from mock_server.responses import created_status
 from mock_server.routes.files import _FILENAME, CACHE_CONTROL
-from mock_server.routes.predictions import _body
+from mock_server.routes.predictions import STARTING, _body, location, store_new
 from mock_server.timeline import ClockMode
+from mock_server.validation import MAX_DEPTH, too_deep
+from mock_server.views import prediction_json
 
 _JSON = (b"content-type", b"application/json")
 
@@ -30,6 +39,19 @@ def eligible(ctx: AppContext) -> bool:
         and ctx.timeline.mode is not ClockMode.POLLS
         and not ctx.scenarios.active(None)
     )
+
+
+def _owner(ctx: AppContext, authorization: bytes | None) -> str | None:
+    """The caller's owner key when the token is well formed and allowed; None otherwise."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.decode("latin-1").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() not in ("bearer", "token") or not token or " " in token:
+        return None
+    if ctx.allowed_tokens and token not in ctx.allowed_tokens:
+        return None
+    return owner_of(token)
 
 
 async def get_prediction(
@@ -48,16 +70,11 @@ async def get_prediction(
                 host = value
         elif key == b"x-mock-scenario":
             return False
-    if authorization is None:
-        return False
-    scheme, _, token = authorization.decode("latin-1").strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() not in ("bearer", "token") or not token or " " in token:
-        return False
-    if ctx.allowed_tokens and token not in ctx.allowed_tokens:
+    owner = _owner(ctx, authorization)
+    if owner is None:
         return False
     p = await ctx.store.get(prediction_id)
-    if p is None or p.owner != owner_of(token):
+    if p is None or p.owner != owner:
         return False
     base = ctx.base_of(scope, host.decode("latin-1") if host else None)
     body = await _body(ctx, p, base, prefix)
@@ -109,3 +126,109 @@ async def get_output_file(
     )
     await send({"type": "http.response.body", "body": data})
     return True
+
+
+@dataclass(frozen=True)
+class CreateRoute:
+    """A create operation as the fast path needs it, worked out once at start."""
+
+    op: Operation
+    handed: frozenset[bytes]  # a create with one of these headers goes the ordinary way
+
+    @classmethod
+    def of(cls, op: Operation) -> CreateRoute:
+        """Those the spec checks (Prefer, Cancel-After), and the scenario selector."""
+        headers = [b"x-mock-scenario", *(name.encode("latin-1") for name in op.headers)]
+        return cls(op, frozenset(headers))
+
+
+async def create_prediction(
+    ctx: AppContext,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    route: CreateRoute,
+    prefix: str,
+    model: str,
+) -> Receive | None:
+    """Answer `POST <prefix>/models/<model>/predictions` if it is the plain case: None once
+    answered, else the receive the ordinary route reads the request with (it replays any body
+    read here)."""
+    op, handed = route.op, route.handed
+    fixture = ctx.models.get(model)
+    if scope["query_string"] or fixture is None or not eligible(ctx):
+        return receive
+    authorization = host = content_type = length = None
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            if authorization is None:
+                authorization = value
+        elif key == b"host":
+            if host is None:
+                host = value
+        elif key == b"content-type":
+            content_type = value
+        elif key == b"content-length":
+            length = value
+        elif key in handed:
+            return receive  # Prefer, Cancel-After, X-Mock-Scenario: the ordinary way
+    owner = _owner(ctx, authorization)
+    limit = ctx.settings.max_body_bytes
+    if (
+        owner is None
+        or (content_type is not None and content_type.split(b";")[0].strip().lower() != _JSON[1])
+        or (length is not None and (not length.isdigit() or int(length) > limit))
+    ):
+        return receive
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return _replay(messages, receive)
+        size += len(message.get("body", b""))
+        if size > limit:
+            return _replay(messages, receive)
+        if not message.get("more_body", False):
+            break
+    try:
+        body = orjson.loads(b"".join(m.get("body", b"") for m in messages))
+    except orjson.JSONDecodeError:
+        return _replay(messages, receive)
+    inp = body.get("input") if type(body) is dict else None
+    if (
+        type(inp) is not dict
+        or "webhook" in body
+        or too_deep(body, MAX_DEPTH)
+        or not fixture.validator.fast.is_valid(inp)
+        or (op.body is not None and not op.body.fast.is_valid(body))
+        or image_inputs(fixture, inp)
+    ):
+        return _replay(messages, receive)
+    p = await store_new(ctx, owner, fixture, body)
+    base = ctx.base_of(scope, host.decode("latin-1") if host else None)
+    answer = orjson.dumps(prediction_json(p, STARTING, fixture, base=base, prefix=prefix))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": created_status(prefix),
+            "headers": [
+                (b"content-length", b"%d" % len(answer)),
+                _JSON,
+                (b"location", location(p, base, prefix).encode("latin-1")),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": answer})
+    return None
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A receive that gives `messages` again, then what `receive` gives."""
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -23,7 +24,7 @@ from mock_server.models import Prediction, Status
 from mock_server.outputs import inline_outputs
 from mock_server.paging import parse_cursor
 from mock_server.responses import JSONBytes, api_prefix, created_status, json_response
-from mock_server.scenarios import apply_http, apply_to_prediction
+from mock_server.scenarios import Scenario, apply_http, apply_to_prediction
 from mock_server.sizes import Measure, data_uri_size, output_size
 from mock_server.timeline import ClockMode
 from mock_server.validation import problems, raise_problems, read_json_object
@@ -89,7 +90,39 @@ async def _create(
     scenarios = await c.scenarios_for(request, "createPrediction", fixture.ref, prompt)
     await apply_http(scenarios)  # a forced HTTP error stores nothing
     images = await inputs.resolve(c, request, owner, fixture, inp)  # sizes, or why it fails
-    p = await _new_prediction(c, owner, fixture, inp, images.measure)
+    p = await store_new(c, owner, fixture, body, images, scenarios, cancel_after)
+    prefix = api_prefix(request.scope["path"])
+    base = c.public_base(request)
+    if p.webhook is not None:
+        # Delivered later, never in this request.
+        await c.webhooks.schedule(p, base=base, prefix=prefix)
+    headers = {"Location": location(p, base, prefix)}
+    # Without `Prefer: wait` a create answers `starting` whatever the timing, as the real API does.
+    state = STARTING
+    if wait is not None:
+        state = await _wait(c, p, wait.seconds)
+        headers["Preference-Applied"] = wait.applied()
+    files = await inline_outputs(c, p, state)
+    data = prediction_json(p, state, fixture, base=base, prefix=prefix, files=files)
+    return json_response(data, created_status(prefix), headers=headers)
+
+
+STARTING = State(Status.STARTING, None, None, 0.0)
+_NO_IMAGES = inputs.InputImages()
+
+
+async def store_new(
+    c: AppContext,
+    owner: str,
+    fixture: ModelFixture,
+    body: dict[str, Any],
+    images: inputs.InputImages = _NO_IMAGES,
+    scenarios: Sequence[Scenario] = (),
+    cancel_after: float | None = None,
+) -> Prediction:
+    """The prediction a valid create body makes, stored: its sizes follow the measured image
+    inputs, then the scenarios and the Cancel-After deadline apply."""
+    p = await _new_prediction(c, owner, fixture, body["input"], images.measure)
     images.apply(p)
     p.webhook = body.get("webhook")
     p.webhook_events_filter = events_filter(body.get("webhook_events_filter"))
@@ -97,20 +130,11 @@ async def _create(
     if cancel_after is not None:
         p.deadline = p.created_at + timedelta(seconds=cancel_after)
     await c.store.add(p)
-    prefix = api_prefix(request.scope["path"])
-    base = c.public_base(request)
-    if p.webhook is not None:
-        # Delivered later, never in this request.
-        await c.webhooks.schedule(p, base=base, prefix=prefix)
-    headers = {"Location": f"{base}{prefix}/predictions/{p.id}"}
-    # Without `Prefer: wait` a create answers `starting` whatever the timing, as the real API does.
-    state = State(Status.STARTING, None, None, 0.0)
-    if wait is not None:
-        state = await _wait(c, p, wait.seconds)
-        headers["Preference-Applied"] = wait.applied()
-    files = await inline_outputs(c, p, state)
-    data = prediction_json(p, state, fixture, base=base, prefix=prefix, files=files)
-    return json_response(data, created_status(prefix), headers=headers)
+    return p
+
+
+def location(p: Prediction, base: str, prefix: str) -> str:
+    return f"{base}{prefix}/predictions/{p.id}"
 
 
 async def _wait(c: AppContext, p: Prediction, seconds: int) -> State:
@@ -134,7 +158,7 @@ async def _wait(c: AppContext, p: Prediction, seconds: int) -> State:
             end, _ = end_of(p)
             await c.stall.sleep_until(min(end, limit), limit=remaining)
     state = c.state(p)
-    return state if state.status.terminal else State(Status.STARTING, None, None, 0.0)
+    return state if state.status.terminal else STARTING
 
 
 async def _new_prediction(

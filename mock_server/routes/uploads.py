@@ -28,7 +28,7 @@ from mock_server.forms import Part, read_form
 from mock_server.paging import parse_cursor
 from mock_server.responses import api_prefix, json_response
 from mock_server.uploads import StoredFile, digests, file_id, files_space
-from mock_server.validation import MAX_DEPTH, _too_deep
+from mock_server.validation import MAX_DEPTH, too_deep
 
 PAGE_SIZE = 100
 MAX_FILENAME = 255  # characters (Replicate documents 255 bytes; the spec can only say characters)
@@ -131,7 +131,7 @@ def _metadata(parts: dict[str, Part], problems: list[InvalidField]) -> Any:
     except orjson.JSONDecodeError as exc:
         problems.append(InvalidField("invalid_json", "metadata", f"metadata is not JSON: {exc}"))
         return {}
-    if _too_deep(value, MAX_DEPTH):
+    if too_deep(value, MAX_DEPTH):
         problems.append(
             InvalidField(
                 "invalid", "metadata", f"metadata is nested deeper than {MAX_DEPTH} levels"
