@@ -3,9 +3,10 @@ that turns "Redis does not answer" into StoreUnavailable (503)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -122,3 +123,37 @@ async def cursor_page(
         next_before=chosen[-1][1] if chosen and more_older else None,
         previous_after=chosen[0][1] if chosen and more_newer else None,
     )
+
+
+class SharedRead(Generic[T]):
+    """One read (such as the control hash) shared by the requests that want it at once: a
+    request waits for the next read that starts after it arrived, never for one already in
+    flight, so it sees every change made before it came in. Under load one round trip serves
+    every request that arrived while the previous one was out."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[T]]) -> None:
+        self._fetch = fetch
+        self._next: asyncio.Future[T] | None = None  # the read the newest arrivals wait for
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __call__(self) -> T:
+        if self._next is None:
+            loop = asyncio.get_running_loop()
+            self._next = loop.create_future()
+            if self._reader is None or self._reader.done():
+                self._reader = loop.create_task(self._read())
+        return await asyncio.shield(self._next)
+
+    async def _read(self) -> None:
+        while self._next is not None:
+            waiting, self._next = self._next, None
+            try:
+                result = await self._fetch()
+            except asyncio.CancelledError:  # the loop is closing
+                waiting.cancel()
+                raise
+            except BaseException as exc:  # every waiter gets it, as its own read would
+                waiting.set_exception(exc)
+                waiting.exception()  # retrieved: no warning if every waiter has gone
+            else:
+                waiting.set_result(result)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from mock_server.clock import ManualClock
-from mock_server.redis_store.connection import DOWN, Keys, guarded, scan_delete
+from mock_server.redis_store.connection import DOWN, Keys, SharedRead, guarded, scan_delete
 from mock_server.scenarios import Scenario
 from mock_server.timeline import ClockMode
 
@@ -46,18 +46,34 @@ class SharedControl:
         self._times: dict[str, int] = {}  # each rule's `times` as added
         self._spend = client.register_script(_SPEND)
         self._listener: asyncio.Task[None] | None = None
+        self._reads = 0  # reads of the control hash started, in order
+        self._applied = 0  # the newest read caught up with
+        self._read = SharedRead(self._numbered_read)
+        self._catching_up = asyncio.Lock()
 
     # ------------------------------------------------------------------ catching up
 
     @guarded
     async def sync(self, ctx: AppContext, *, fresh: bool = False) -> None:
-        seen = await self.client.hgetall(self.key("control"))
-        if seen == self._seen and not fresh:
+        number, seen = await self._read()  # one round trip for all who ask at once
+        if seen == self._seen and not fresh and not self._catching_up.locked():
             return
+        async with self._catching_up:  # one at a time, and never back to an older read
+            if fresh:
+                number, seen = await self._numbered_read()
+            if number > self._applied and (seen != self._seen or fresh):
+                await self._catch_up(ctx, seen)
+            self._applied = max(self._applied, number)
+
+    async def _numbered_read(self) -> tuple[int, dict[bytes, bytes]]:
+        self._reads += 1
+        number = self._reads
+        return number, await self.client.hgetall(self.key("control"))
+
+    async def _catch_up(self, ctx: AppContext, seen: dict[bytes, bytes]) -> None:
         if self._seen is None:
             await self._first(ctx, seen)
             seen = await self.client.hgetall(self.key("control"))
-        self._seen = seen
         epoch = int(seen.get(b"epoch", 0))
         if self._seen_before is not None and seen.get(b"gen") != self._seen_before.get(b"gen"):
             ctx.forget_kept()  # a per-token reset elsewhere: its ids start over
@@ -74,6 +90,7 @@ class SharedControl:
             if when != ctx.clock.now():
                 ctx.clock.set(when)
         await self._load_scenarios(ctx)
+        self._seen = seen  # last: a request that finds it caught up finds everything applied
 
     async def _first(self, ctx: AppContext, seen: dict[bytes, bytes]) -> None:
         """This process's first look: its settings and clock join what is shared (the first
