@@ -94,8 +94,6 @@ bench-deps: install
 		(apt-get update -qq && apt-get install -y -qq wrk redis-server >/dev/null))
 
 bench: bench-deps
-	$(BIN)/python -c 'import granian' 2>/dev/null || $(BIN)/python -m pip install --quiet granian \
-		|| echo "granian did not install: the bench skips its column"
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 bench-smoke: bench-deps

@@ -21,8 +21,8 @@ run one configuration at a time and are stopped before the next starts:
     image         GET of a cached output file (fetched once first)
                                                          vs GET /bytes (as many bytes)
   The baseline's bodies are the emulator's own answers, captured at the start of the run.
-- `granian memory 1w`: the same emulator and baseline under granian (if importable), create and
-  get finished.
+- `granian memory 1w`: `mock-server --server granian` beside the baseline under granian (if
+  importable), create and get finished.
 - store size: get of a stored prediction (the middle one) and create, with 1,000 and with
   1,000,000 finished predictions stored (bench/filled_server.py).
 
@@ -317,7 +317,7 @@ class Runner:
             for proc in reversed(started):
                 self.stop(proc)
 
-    def uvicorn_emulator(self, name: str, *flags: str) -> Launch:
+    def emulator_launch(self, name: str, *flags: str) -> Launch:
         args = [sys.executable, "-m", "mock_server", "--port", "0", "--scenarios"]
         return Launch(name, [*args, str(self.scenarios()), *flags])
 
@@ -416,7 +416,7 @@ def http_sections(r: Runner, redis_url: str) -> dict[str, Any]:
         if "--store" in flags:
             flush_redis(redis_url)
         slug = name.replace(" ", "-")
-        launches = [r.uvicorn_emulator(slug, *flags)]
+        launches = [r.emulator_launch(slug, *flags)]
         # The baseline serves the first emulator's answers: it starts once they are captured.
         baseline = r.uvicorn_baseline(f"{slug}-baseline", bodies, workers)
         with contextlib.ExitStack() as stack:
@@ -440,16 +440,11 @@ def http_sections(r: Runner, redis_url: str) -> dict[str, Any]:
 
 def granian_section(r: Runner, bodies: Path) -> dict[str, Any]:
     if importlib.util.find_spec("granian") is None:
-        reason = "granian is not importable (make bench installs it: pip install granian)"
+        reason = "granian is not importable (pip install 'replicate-flux-emulator[granian]')"
         r.progress(f"  granian: skipped, {reason}")
         return {"skipped": reason}
     r.progress("  granian memory 1w")
-    emulator = r.granian(
-        "granian-emulator",
-        ["--factory", "mock_server.app:create_app"],
-        {"MOCK_SERVER_SCENARIOS": str(r.scenarios())},
-        "/__admin/health",
-    )
+    emulator = r.emulator_launch("granian-emulator", "--server", "granian")  # as users run it
     baseline = r.granian(
         "granian-baseline",
         ["bench.baseline_app:app"],
