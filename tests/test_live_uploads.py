@@ -4,6 +4,7 @@ a Buffer and a Blob. Both base URLs each."""
 
 from __future__ import annotations
 
+import base64
 import io
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,37 @@ def test_python_client_uploads_an_open_file_and_the_output_follows_it(
         ("portrait.png", "image/png", portrait.stat().st_size)
     ] * 2
     assert files[0].urls["get"].startswith(f"{live_server.url}{PY_BASES[base]}/v1/files/")
+
+
+@pytest.mark.parametrize("base", sorted(PY_BASES))
+def test_python_client_runs_kontext_with_a_data_uri_and_the_output_follows_it(
+    live_server: LiveServer, portrait: Path, base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `data:` URI input goes as it is (nothing uploaded) and drives the output's proportions
+    as an uploaded file does."""
+    monkeypatch.setenv("REPLICATE_POLL_INTERVAL", "0.05")
+    client = Client(
+        api_token=f"r8_live_data_uri_{base}",
+        base_url=live_server.url + PY_BASES[base],
+        timeout=httpx.Timeout(10.0),
+        event_hooks=CHECKED,
+    )
+    data_uri = "data:image/png;base64," + base64.b64encode(portrait.read_bytes()).decode()
+    before = len(uploads(live_server, f"{PY_BASES[base]}/v1"))
+    output = bounded(
+        lambda: client.run(
+            "black-forest-labs/flux-kontext-pro",
+            input={
+                "prompt": "x",
+                "input_image": data_uri,
+                "aspect_ratio": "match_input_image",
+            },
+        ),
+        DEADLINE_S,
+    )
+    assert isinstance(output, str), output
+    assert image_size(output) == KONTEXT_2_3
+    assert len(uploads(live_server, f"{PY_BASES[base]}/v1")) == before
 
 
 def test_python_client_files_api(live_server: LiveServer, portrait: Path) -> None:

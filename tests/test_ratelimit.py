@@ -65,3 +65,25 @@ def test_off_by_default_and_429_over_http_when_real() -> None:
         assert other.status_code == 201
         client.post("/__admin/reset")
         assert client.post(SCHNELL, json={"input": {"prompt": "x"}}).status_code == 201
+
+
+def test_other_calls_are_throttled_after_their_burst() -> None:
+    """Reads have their own bucket: 3000 a minute with a burst of 500, then a 429 with
+    Retry-After and Replicate's body; creates still have theirs."""
+    app = create_app(Settings(rate_limits="real"), clock=ManualClock())
+    app.state.ctx.rate_limiter.now = lambda: 0.0  # held still: nothing refills during the test
+    with TestClient(app, headers=AUTH) as client:
+        client.event_hooks = CHECKED
+        codes = [client.get("/v1/predictions").status_code for _ in range(500)]
+        assert codes == [200] * 500
+        throttled = client.get("/v1/account")
+        assert throttled.status_code == 429
+        assert throttled.headers["retry-after"] == "1"
+        assert throttled.json()["detail"] == (
+            "Request was throttled. Expected available in 1 second."
+        )
+        assert client.get("/v1/predictions").status_code == 429
+        assert client.post(SCHNELL, json={"input": {"prompt": "x"}}).status_code == 201
+        assert client.get("/__admin/health").status_code == 200  # the admin API is not limited
+        other = client.get("/v1/predictions", headers={"Authorization": "Bearer other"})
+        assert other.status_code == 200  # another token has its own budget

@@ -150,6 +150,20 @@ def test_last_event_id_resumes_after_that_event(client: TestClient, clock: Manua
         assert parse_events(client.get(url, headers={"Last-Event-ID": junk}).text) == whole
 
 
+@pytest.mark.parametrize("ending", ["failed", "canceled", "aborted"])
+def test_resuming_after_the_error_event_gets_only_done(
+    client: TestClient, clock: ManualClock, ending: str
+) -> None:
+    whole = finished_stream(client, clock, ending)
+    error, done = whole[-2:]
+    assert error["event"] == "error"
+    url = client.get("/v1/predictions").json()["results"][0]["urls"]["stream"]
+    resumed = parse_events(client.get(url, headers={"Last-Event-ID": error["id"]}).text)
+    assert resumed == [done]
+    assert done["event"] == "done"
+    assert json.loads(done["data"]) == {"reason": "error" if ending == "failed" else "canceled"}
+
+
 @pytest.fixture(scope="module")
 def manual_server() -> Iterator[LiveServer]:
     """uvicorn on a manual clock: the test moves time while a stream is open."""

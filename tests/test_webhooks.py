@@ -14,6 +14,8 @@ import base64
 import itertools
 import logging
 import re
+import selectors
+import socket
 import threading
 import time
 from collections import deque
@@ -124,6 +126,74 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
+
+
+class Silent:
+    """A TCP listener on 127.0.0.1 that accepts every connection, reads what is sent and never
+    answers; it counts the connections open at once (accepted, not yet closed by the sender)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hook"
+        self.accepted = 0
+        self.open = 0
+        self.most_open = 0
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.listener, selectors.EVENT_READ)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            ready = self._selector.select(timeout=0.05)
+            # Ends before new connections: a sender closes one before it opens the next, so
+            # both seen at once must not count as two open.
+            ready.sort(key=lambda event: event[0].fileobj is self.listener)
+            for key, _ in ready:
+                if key.fileobj is self.listener:
+                    accepted, _ = self.listener.accept()
+                    self._selector.register(accepted, selectors.EVENT_READ)
+                    with self._cond:
+                        self.accepted += 1
+                        self.open += 1
+                        self.most_open = max(self.most_open, self.open)
+                        self._cond.notify_all()
+                    continue
+                conn = key.fileobj
+                assert isinstance(conn, socket.socket)
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:  # the sender gave up and closed it
+                    self._selector.unregister(conn)
+                    conn.close()
+                    with self._cond:
+                        self.open -= 1
+                        self._cond.notify_all()
+
+    def wait_accepted(self, count: int) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.accepted >= count, WAIT_S):
+                pytest.fail(f"{self.accepted} connections, not {count}, within {WAIT_S} s")
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=WAIT_S)
+        for key in list(self._selector.get_map().values()):
+            fileobj = key.fileobj
+            assert isinstance(fileobj, socket.socket)
+            fileobj.close()
+        self._selector.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[Silent]:
+    s = Silent()
+    yield s
+    s.close()
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -329,6 +399,9 @@ def test_every_body_is_the_get_at_its_moment(
     assert events == ["start", *["logs"] * 7, "output", "completed"]
     logs = [r.data["logs"] for r, e in zip(receiver.received, events, strict=True) if e == "logs"]
     assert all(b.startswith(a) and len(b) > len(a) for a, b in itertools.pairwise(logs))
+    secret = secret_of(client)
+    for r in receiver.received:  # the official client's validator and standardwebhooks
+        verify(secret, r)
 
 
 def test_a_jump_of_the_clock_delivers_the_same_events_in_order(
@@ -415,6 +488,29 @@ def test_completed_is_retried_with_backoff_until_a_2xx(
         (1, 500, "HTTP 500"),
     ]
     assert {a["webhook_id"] for a in recorded} == {got[0].headers["webhook-id"]}
+
+
+@pytest.mark.parametrize("settings", [Settings(time_scale=0.5)], ids=["time-scale-0.5"])
+def test_the_backoff_is_scaled_by_the_time_scale(
+    app: Starlette, client: TestClient, clock: ManualClock, receiver: Receiver, settings: Settings
+) -> None:
+    """`--time-scale 0.5`: the first retry waits 0.5 s of the server's clock, not 1 s."""
+    receiver.answers.append(500)
+    pid = create(client, webhook=receiver.url, events=["completed"])
+    clock.advance(2)
+    wait_attempts(client, pid, 1)
+    clock.advance(0.499)
+    assert len(attempts(client, prediction_id=pid)) == 1  # the retry waits its 0.5 s
+    assert len(receiver.received) == 1
+    clock.advance(0.001)
+    got = receiver.wait_for(2)
+    settle(app)
+    assert got[0].headers["webhook-id"] == got[1].headers["webhook-id"]
+    recorded = attempts(client, prediction_id=pid)
+    assert [(a["attempt"], a["status"], a["error"]) for a in recorded] == [
+        (2, 200, None),
+        (1, 500, "HTTP 500"),
+    ]
 
 
 def test_only_completed_is_retried_and_only_seven_times(
@@ -719,6 +815,36 @@ def test_a_slow_receiver_does_not_delay_the_api(
             replicate.webhooks.validate(
                 headers=r.headers, body=r.body.decode(), secret=key, tolerance=300
             )
+
+
+def test_a_receiver_that_never_answers_is_bounded_and_timed_out(
+    app: Starlette,
+    client: TestClient,
+    clock: ManualClock,
+    silent: Silent,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A receiver that accepts and never answers: at most CONCURRENCY deliveries are open at
+    once, each attempt ends at the delivery timeout and is listed as timed out, and creates are
+    answered all the while."""
+    monkeypatch.setattr(delivery, "TIMEOUT_S", 0.5)
+    pids = [
+        create(client, webhook=silent.url, events=["completed"], prompt=f"fox {i}")
+        for i in range(20)
+    ]
+    clock.advance(2)  # all 20 `completed` come due at once
+    silent.wait_accepted(1)  # deliveries are hanging
+    for i in range(5):
+        pid = create(client, webhook=silent.url, events=["completed"], prompt=f"more {i}")
+        assert client.get(f"/v1/predictions/{pid}").json()["status"] == "starting"
+    waiting(lambda: len(attempts(client, event="completed")) >= 20, "20 attempts")
+    silent.wait_accepted(20)
+    recorded = attempts(client, event="completed")
+    assert sorted(a["prediction_id"] for a in recorded) == sorted(pids)
+    assert {(a["attempt"], a["status"], a["url"]) for a in recorded} == {(1, None, silent.url)}
+    assert {a["error"] for a in recorded} == {"timed out after 0.5 s"}
+    assert silent.accepted == 20  # one connection each; the retries wait for the clock
+    assert silent.most_open <= delivery.CONCURRENCY
 
 
 def test_the_real_clock_follows_the_scaled_timings(

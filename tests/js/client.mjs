@@ -125,6 +125,24 @@ await step("list_and_paginate", async () => {
 
 await step("models_get", () => replicate.models.get("black-forest-labs", "flux-schnell"));
 
+// The rest of what the client reads: the account, the models, a model's versions, the secret.
+await step("account", () => replicate.accounts.current());
+
+await step("models_list", async () => {
+  const page = await replicate.models.list();
+  return {
+    next: page.next,
+    previous: page.previous,
+    models: page.results.map((m) => `${m.owner}/${m.name}`),
+  };
+});
+
+await step("versions_list", () =>
+  replicate.models.versions.list("black-forest-labs", "flux-schnell"),
+);
+
+await step("webhook_secret", () => replicate.webhooks.default.secret.get());
+
 await step("invalid_input", () =>
   thrown(() =>
     replicate.run("black-forest-labs/flux-schnell", {
