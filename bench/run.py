@@ -615,8 +615,13 @@ def targets(result: dict[str, Any]) -> list[Target]:
         ratio = redis[key]["emulator"]["rps"] / mem[key]["emulator"]["rps"]
         at_least(f"redis / memory store {key.replace('_', ' ')} (req/s)", ratio, 0.5)
     render = result["render"]
-    at_most("first render 1 MP WebP", render["webp_1MP"]["first_ms"], 60, " ms", strict=True)
-    at_most("first render 4 MP PNG", render["png_4MP"]["first_ms"], 400, " ms", strict=True)
+    # What a client waits for: a new image's first GET from a running server (see render_bench).
+    at_most(
+        "first render 1 MP WebP, served", render["webp_1MP"]["served_ms"], 60, " ms", strict=True
+    )
+    at_most(
+        "first render 4 MP PNG, served", render["png_4MP"]["served_ms"], 400, " ms", strict=True
+    )
     return out
 
 
@@ -707,10 +712,15 @@ def report(result: dict[str, Any]) -> str:
         )
     add("")
     trials = result["settings"]["render_trials"]
-    add(f"First render (fresh process, best of {trials}), ms     first    warm")
+    add(
+        f"First render (best of {trials}), ms: served by a fresh server / in a fresh process / warm"
+    )
     for row in result["render"].values():
         size = f"{row['width']}x{row['height']}"
-        add(f"  {row['format']:<5}{size:<35}{row['first_ms']:>9.1f}{row['warm_ms']:>8.1f}")
+        add(
+            f"  {row['format']:<5}{size:<27}{row['served_ms']:>8.1f}"
+            f"{row['first_ms']:>9.1f}{row['warm_ms']:>8.1f}"
+        )
     add("")
     add(f"{'target':<58}{'value':>10}  {'goal':<12}result")
     for t in result["targets"]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
@@ -11,6 +10,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -282,7 +282,9 @@ def _lifespan(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await asyncio.to_thread(images.warm)  # no first render pays for loading the encoders
+        # No first render pays for loading the encoders, nor for setting up the worker threads
+        # renders run in (ImageCache renders through anyio's: about 30 ms the first time).
+        await anyio.to_thread.run_sync(images.warm)
         if shared is not None:
             try:
                 await context.sync()

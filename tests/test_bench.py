@@ -109,6 +109,7 @@ def test_smoke_bench_writes_every_section(tmp_path: Path) -> None:
     assert set(data["render"]) == RENDERS
     for row in data["render"].values():
         assert row["first_ms"] > 0
+        assert row["served_ms"] > 0
 
     names = [t["name"] for t in data["targets"]]
     assert len(names) == 16, names

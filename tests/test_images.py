@@ -65,3 +65,21 @@ def test_image_shows_text_over_the_background() -> None:
     colors = text.getcolors(maxcolors=400 * 400)
     assert colors is not None
     assert len(colors) > 20  # a gradient and anti-aliased text, not a flat fill
+
+
+@pytest.mark.parametrize("size", [(1024, 1024), (1344, 768), (64, 2048), (333, 777)])
+def test_the_gradient_is_the_strip_stretched_over_the_whole_image(size: tuple[int, int]) -> None:
+    """The background is drawn the cheap way (one row, repeated); its pixels are those of the
+    plain definition, so images do not change between versions."""
+    from mock_server.images import _colors, _gradient
+
+    seed = f"seed{size}"
+    (r0, g0, b0), (r1, g1, b1) = _colors(seed)
+    strip = Image.new("RGB", (256, 2))
+    ramp = [
+        (r0 + (r1 - r0) * x // 255, g0 + (g1 - g0) * x // 255, b0 + (b1 - b0) * x // 255)
+        for x in range(256)
+    ]
+    strip.putdata(ramp * 2)
+    plain = strip.resize(size, Image.Resampling.BILINEAR)
+    assert _gradient(*size, seed).tobytes() == plain.tobytes()
