@@ -177,6 +177,24 @@ def test_unknown_query_parameter_is_ignored(client: TestClient, path: str) -> No
     assert response.status_code == 200 or "could not be found" in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/v1/models/black-forest-labs/flux-dev/predictions?foo=bar", 201),
+        ("/replicate/v1/models/black-forest-labs/flux-dev/predictions?foo=bar&x", 200),
+    ],
+    ids=["v1", "replicate-v1"],
+)
+def test_a_create_with_an_unknown_query_parameter_is_created(
+    client: TestClient, path: str, status: int
+) -> None:
+    """Ignored as the real API ignores them (and as the reads above do)."""
+    response = client.post(path, json={"input": {"prompt": "a cat"}})
+    assert response.status_code == status, response.text
+    assert response.json()["status"] == "starting"
+    assert [p["id"] for p in stored(client)] == [response.json()["id"]]
+
+
 def test_known_query_parameter_with_a_bad_value_is_still_400(client: TestClient) -> None:
     body = assert_problem(client.get("/v1/predictions?page=2&cursor=zz"), 400)
     assert "cursor" in body["detail"]

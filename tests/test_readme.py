@@ -25,10 +25,10 @@ Kinds that run the block (each on a server of its own, free port, started with A
   steps run.
 
 Kinds that check without running: `make` (the targets exist), `install` (names against
-pyproject.toml; tests/test_wheel.py runs the path install), `docker` (against the Dockerfile,
-compose.yaml and the settings), `commands` (`mock-server` flags parse, named files exist),
-`schemathesis` (the installed schemathesis takes every option). A block of another language, or
-with an unknown kind, fails: nothing is skipped silently.
+pyproject.toml; tests/test_wheel.py runs the git URL and path installs), `docker` (against the
+Dockerfile, compose.yaml and the settings), `commands` (`mock-server` flags parse, named files
+exist), `schemathesis` (the installed schemathesis takes every option). A block of another
+language, or with an unknown kind, fails: nothing is skipped silently.
 """
 
 from __future__ import annotations
@@ -498,7 +498,7 @@ def check_install(block: Block) -> None:
     assert f"'{name}[pytest] @ git+https://" in text
     assert f"{name.replace('-', '_')}-{version}-py3-none-any.whl[pytest]" in text
     assert "'/path/to/mock_server[pytest]'" in text
-    # The block tests/test_wheel.py runs (its path install) is this one.
+    # The block tests/test_wheel.py runs (its git URL and path installs) is this one.
     assert test_wheel.readme_block("Install it into your project") == block.code
 
 
@@ -629,6 +629,24 @@ def test_every_annotation_stands_right_before_a_block() -> None:
         if line.startswith("<!-- readme-test"):
             assert ANNOTATION.fullmatch(line), f"README.md:{i + 1}: {line}"
             assert lines[i + 1].startswith("```"), f"README.md:{i + 1}: no block follows"
+
+
+def test_the_admin_examples_health_answer_is_what_a_server_answers(tmp_path: Path) -> None:
+    """The answer the Admin API block shows for `curl $A/health` is a default server's, key for key
+    and value for value, but the clock's `now` (shown as `<now>`)."""
+    (shown,) = (
+        ln.split("#", 1)[1]
+        for block in BLOCKS
+        for ln in block.code.splitlines()
+        if re.match(r"curl \$A/health\s+#", ln)
+    )
+    sample = json.loads(shown)
+    with live(tmp_path) as url:
+        answer = httpx.get(f"{url}/__admin/health", timeout=10).json()
+    assert sample["clock"].pop("now") == "<now>", shown
+    now = answer["clock"].pop("now")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", now), now
+    assert sample == answer
 
 
 def test_local_links_and_the_screenshot_exist() -> None:

@@ -392,6 +392,22 @@ def test_the_example_rules_load_with_scenarios_path() -> None:
         assert read(raw, slow)["status"] == "processing"
 
 
+def test_the_example_throttled_token_is_throttled_twice() -> None:
+    app = create_app(Settings(scenarios_path=EXAMPLES), clock=ManualClock())
+    throttled = {"Authorization": "Bearer r8_throttled_example"}
+    with TestClient(app, raise_server_exceptions=False, headers=throttled) as raw:
+        raw.event_hooks = CHECKED
+        post(raw, SCHNELL, Authorization="Bearer r8_someone_else")  # that token only
+        assert raw.get("/v1/predictions").status_code == 200  # its creates only
+        answers = [raw.post(SCHNELL, json={"input": {"prompt": "x"}}) for _ in range(3)]
+        assert [r.status_code for r in answers] == [429, 429, 201]
+        assert answers[0].headers["retry-after"] == "1"
+        assert answers[0].json() == {
+            "detail": "Request was throttled. Expected available in 1 second.",
+            "status": 429,
+        }
+
+
 def test_the_cli_prints_the_example_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["example-scenarios"]) == 0
     assert capsys.readouterr().out == EXAMPLES.read_text(encoding="utf-8")

@@ -1,6 +1,7 @@
 """The package as users get it: the wheel, built from this tree and installed into a fresh virtual
 environment outside it, then used from there (the CLI, the server, `uvicorn --factory`, the
-README's install steps, and the pytest plugin with the official client in a throwaway project).
+README's install steps (its git URL and path installs), and the pytest plugin with the official
+client in a throwaway project, with the `[pytest]` extra and without it).
 
 The fresh environments install from the wheelhouse `make install` fills (`.venv/wheelhouse`), so
 these tests need no network.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import json
 import os
 import re
 import subprocess
@@ -18,6 +20,8 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -28,6 +32,7 @@ from tests.conftest import PROJECT, child_environ, spawned_server
 WHEELHOUSE = PROJECT / ".venv" / "wheelhouse"
 INSTALL_S = 300  # a pip install or wheel build that takes longer has hung
 TOKEN = {"Authorization": "Bearer r8_wheel"}
+FIRST_TEST_S = 5.0  # the longest a user's first test (`replicate.run`, no marker) may take
 
 
 @dataclass(frozen=True)
@@ -59,9 +64,17 @@ def offline_pip() -> dict[str, str]:
     return {**child_environ(), "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(WHEELHOUSE)}
 
 
-def fresh_venv(where: Path) -> Path:
-    run(sys.executable, "-m", "venv", where, cwd=where.parent)
+def fresh_venv(where: Path, *, with_pip: bool = True) -> Path:
+    """A new venv; `with_pip=False` leaves pip out (seconds faster): `pip_into` installs into it."""
+    flags = () if with_pip else ("--without-pip",)
+    run(sys.executable, "-m", "venv", *flags, where, cwd=where.parent)
     return where
+
+
+def pip_into(venv: Path, *requirements: str | Path) -> None:
+    """This venv's pip installs into another venv (`pip --python`), from the wheelhouse."""
+    pip = (sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "--quiet")
+    run(*pip, *requirements, cwd=venv.parent, env=offline_pip())
 
 
 @pytest.fixture(scope="session")
@@ -178,15 +191,54 @@ def readme_block(title: str) -> str:
     return section.split("```sh\n", 1)[1].split("```", 1)[0]
 
 
+def readme_install(block: str, marker: str) -> str:
+    """The README block's install line that contains `marker`, its comment left out."""
+    line = next(ln for ln in block.splitlines() if marker in ln)
+    return line.split("#", 1)[0].strip()
+
+
+def installed_from(venv: Path, cwd: Path) -> dict[str, Any]:
+    """Where pip says it took the package from (PEP 610's direct_url.json)."""
+    code = (
+        "import importlib.metadata as m\n"
+        "print(m.distribution('replicate-flux-emulator').read_text('direct_url.json'))"
+    )
+    out = run(venv / "bin" / "python", "-c", code, cwd=cwd)
+    found: dict[str, Any] = json.loads(out)
+    return found
+
+
 def test_the_readmes_install_steps_work(tmp_path: Path) -> None:
-    """The README's path install, run as written into a fresh venv (the git URL form differs only
-    in where pip takes the source from)."""
+    """The README's git URL and path installs, each run as written into one fresh venv (uninstalled
+    in between, so that each really installs it). The git URL is a clone of this repository's HEAD
+    (committed files only, as a user's clone) with its `main` there, reached as `file://`."""
     block = readme_block("Install it into your project")
-    line = next(ln for ln in block.splitlines() if "/path/to/mock_server" in ln)
-    command = line.split("#", 1)[0].strip().replace("/path/to/mock_server", str(PROJECT))
+    clone = tmp_path / "clone"
+    run("git", "clone", "--quiet", PROJECT, clone, cwd=tmp_path)
+    run("git", "checkout", "--quiet", "-B", "main", cwd=clone)  # whatever HEAD's branch is
+    head = run("git", "rev-parse", "HEAD", cwd=clone).strip()
+    # `localhost`: pip takes no `git+file:///path` (a URL requirement needs a host).
+    git_line, hosts = re.subn(
+        r"git\+https://[^@'\s]+", f"git+file://localhost{clone}", readme_install(block, "@ git+")
+    )
+    assert hosts == 1, git_line
+    path_line = readme_install(block, "/path/to/mock_server[").replace(
+        "/path/to/mock_server", str(PROJECT)
+    )
     venv = fresh_venv(tmp_path / "venv")
     env = {**offline_pip(), "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
-    subprocess.run(command, shell=True, cwd=tmp_path, env=env, check=True, timeout=INSTALL_S)
+
+    def install(command: str) -> None:
+        subprocess.run(command, shell=True, cwd=tmp_path, env=env, check=True, timeout=INSTALL_S)
+
+    install(git_line)
+    source = installed_from(venv, tmp_path)
+    assert source["vcs_info"] == {"vcs": "git", "requested_revision": "main", "commit_id": head}
+    assert "11 model fixtures" in run(venv / "bin" / "mock-server", "check", cwd=tmp_path)
+    run(venv / "bin" / "pip", "uninstall", "-qy", "replicate-flux-emulator", cwd=tmp_path)
+
+    install(path_line)
+    assert installed_from(venv, tmp_path)["url"] == PROJECT.as_uri()
     out = run(venv / "bin" / "mock-server", "check", cwd=tmp_path)
     assert "11 model fixtures" in out
     code = "import importlib.metadata as m; print(m.entry_points(group='pytest11'))"
@@ -238,8 +290,70 @@ def test_a_users_project_passes_with_no_configuration(
         "error",
         "-p",
         "no:cacheprovider",
+        "--junitxml=report.xml",
         *workers,
     ]
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "5 passed" in done.stdout
+    # The first test a user writes passes quickly: its own time (set-up, the session's server
+    # started for it, call and teardown, as pytest reports it), not the session's start-up.
+    first = reported_time(tmp_path / "report.xml", "test_first")
+    assert first < FIRST_TEST_S, f"test_first took {first:.2f} s"
+
+
+def reported_time(report: Path, name: str) -> float:
+    """A test's duration (set-up, call and teardown) from pytest's JUnit XML report."""
+    (case,) = (c for c in ElementTree.parse(report).iter("testcase") if c.get("name") == name)
+    return float(case.get("time", "nan"))
+
+
+WITHOUT_EXTRA_TESTS = """
+import httpx
+import pytest
+import replicate
+
+
+def test_live(mock_server):
+    output = replicate.run("black-forest-labs/flux-schnell", input={"prompt": "x"})
+    assert output[0].startswith(mock_server.url + "/delivery/")
+
+
+@pytest.mark.mock_server(clock="manual")
+def test_live_on_the_manual_clock(mock_server):
+    with httpx.Client(base_url=mock_server.v1_url, headers=mock_server.headers) as http:
+        p = http.post(
+            "/models/black-forest-labs/flux-dev/predictions", json={"input": {"prompt": "x"}}
+        ).json()
+        mock_server.advance(10)
+        assert http.get(f"/predictions/{p['id']}").json()["status"] == "succeeded"
+
+
+def test_in_process(mock_client):
+    raise AssertionError("mock_client was given without httpx2")
+"""
+
+
+def test_the_plugin_without_the_pytest_extra(installed: Installed, tmp_path: Path) -> None:
+    """The wheel without `[pytest]`, beside a project's own pytest and the official client: the
+    plugin's live-server fixtures work under `-W error`, and `mock_client` (which needs httpx2)
+    fails naming the extra to install."""
+    venv = fresh_venv(tmp_path / "venv", with_pip=False)
+    pip_into(venv, installed.wheel, "pytest", "replicate>=1.0,<1.1")
+    python = venv / "bin" / "python"
+    httpx2 = run(python, "-c", "import importlib.util as u; print(u.find_spec('httpx2'))", cwd=venv)
+    assert httpx2 == "None\n"  # not installed: the extra brings it
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_user.py").write_text(WITHOUT_EXTRA_TESTS)
+    (project / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\nfilterwarnings = ["error"]\n'
+    )
+    env = {k: v for k, v in child_environ().items() if not k.startswith("REPLICATE_")}
+    cmd = [str(python), "-m", "pytest", "-W", "error", "-p", "no:cacheprovider"]
+    done = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    out = done.stdout[-4000:] + done.stderr[-2000:]
+    assert done.returncode == 1, out
+    assert "2 passed, 1 error" in done.stdout, out
+    assert "ERROR at setup of test_in_process" in done.stdout, out
+    assert "mock_client needs httpx2: pip install 'replicate-flux-emulator[pytest]'" in done.stdout
