@@ -14,7 +14,7 @@ import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router, compile_path
 from starlette.types import Receive, Scope, Send
@@ -351,6 +351,7 @@ def create_app(
     handlers: dict[Any, Any] = {
         APIError: handle_api_error,
         HTTPException: handle_api_error,
+        ClientDisconnect: handle_api_error,  # answered, not logged as a server error
         Exception: handle_api_error,
     }
     if shared is not None:

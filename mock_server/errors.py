@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 log = logging.getLogger("mock_server")
@@ -145,6 +145,14 @@ class InternalError(APIError):
     pass
 
 
+class ClientClosed(APIError):
+    """The client went away while sending its request (nginx's 499): nobody reads the answer,
+    but the journal records it, and it is no server error."""
+
+    status_code = 499
+    title = "Client closed request"
+
+
 class StoreUnavailable(APIError):
     """The shared store did not answer in time, or refused the connection: nothing was half
     written (each change is one transaction), and the client may retry."""
@@ -199,6 +207,8 @@ async def handle_api_error(request: Request, exc: Exception) -> Response:
     """The one handler: APIError, Starlette's HTTPException (404/405 from routing) and the rest."""
     if isinstance(exc, APIError):
         return problem_response(exc)
+    if isinstance(exc, ClientDisconnect):
+        return problem_response(ClientClosed("The client closed the connection."))
     if isinstance(exc, HTTPException):
         cls = _BY_STATUS.get(exc.status_code)
         headers = dict(exc.headers or {})

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 from starlette.testclient import TestClient
+from starlette.types import Message
 
 from mock_server import Settings
 from mock_server.clock import ManualClock
@@ -397,3 +398,68 @@ def test_integral_float_num_outputs(client: TestClient, clock: ManualClock) -> N
     done = client.get(f"/v1/predictions/{r.json()['id']}").json()
     assert len(done["output"]) == 4
     assert done["metrics"]["image_count"] == 4
+
+
+PART = b'--x\r\nContent-Disposition: form-data; name="content"; filename="a.png"\r\n\r\nab'
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "start"),
+    [
+        ("/v1/models/black-forest-labs/flux-dev/predictions", b"application/json", b'{"inp'),
+        ("/v1/files", b"multipart/form-data; boundary=x", PART),
+    ],
+)
+def test_a_client_that_leaves_mid_body_is_no_server_error(
+    path: str, content_type: bytes, start: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client gone while sending its body (a load test stopping, a timeout): recorded as 499,
+    nothing logged as an unhandled error, nothing stored."""
+    import asyncio
+
+    from mock_server import create_app
+
+    app = create_app(Settings(), clock=ManualClock())
+    sent: list[Message] = []
+    messages: list[Message] = [
+        {"type": "http.request", "body": start, "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> Message:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"authorization", b"Bearer r8_gone"),
+            (b"content-type", content_type),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+
+    async def main() -> None:
+        async with app.router.lifespan_context(app):
+            await app(scope, receive, send)
+
+    asyncio.run(main())
+    assert sent[0]["status"] == 499
+    assert "unhandled error" not in caplog.text
+    with TestClient(app) as client:
+        journal = client.get("/__admin/requests").json()
+        assert [(e["path"], e["status"]) for e in journal["requests"]] == [(path, 499)]
+        assert client.get("/__admin/predictions").json()["predictions"] == []
