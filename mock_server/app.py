@@ -143,7 +143,7 @@ def bind(context: AppContext, operation_id: str, handler: Handler) -> Endpoint:
     scenarios = not is_admin and route not in CREATES and route not in UNSCENARIOED
 
     async def endpoint(request: Request) -> Response:
-        await context.sync()  # a shared store: what other processes changed
+        await context.sync_request(request.scope)  # a shared store: what others changed
         if is_admin:
             owner = authenticate_admin(request, context.settings.admin_token)
         else:

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from mock_server.webhooks.schedule import AgendaLike
 
 
+_SYNCED = "mock_server.synced"  # in the ASGI scope: sync_request has run
+
+
 @dataclass
 class AppContext:
     settings: Settings
@@ -68,10 +71,16 @@ class AppContext:
 
     async def sync(self, *, fresh: bool = False) -> None:
         """Catch up with what other processes changed (a shared store only): a reset, the manual
-        clock, run-time scenarios (`fresh`: re-read them, with the `times` each has left).
-        Called before every request."""
+        clock, run-time scenarios (`fresh`: re-read them, with the `times` each has left)."""
         if self.shared is not None:
             await self.shared.sync(self, fresh=fresh)
+
+    async def sync_request(self, scope: Scope) -> None:
+        """sync() before a request is served, once: a fast path that hands the request on to
+        the ordinary route has done it already."""
+        if self.shared is not None and not scope.get(_SYNCED):
+            await self.shared.sync(self)
+            scope[_SYNCED] = True
 
     async def reset_owner(self, owner: str) -> None:
         """Forget what one caller made: predictions, files, journal entries, webhooks, and the

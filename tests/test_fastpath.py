@@ -14,6 +14,7 @@ from mock_server import Settings, create_app
 from mock_server.clock import ManualClock
 from mock_server.routes import fastpath
 from tests.conftest import AUTH, PREFIXES, create
+from tests.redis_server import RedisServer
 
 Taken = list[bool]
 
@@ -229,3 +230,25 @@ def test_creates_a_server_set_up_needs_checked_take_the_ordinary_route(creates: 
         assert client.post("/__admin/scenarios", json=rule).status_code == 201
         assert client.post(path, json={"input": {"prompt": "a"}}).status_code == 503
     assert creates == [False] * 6
+
+
+def test_with_the_redis_store_the_fast_answers_match_too(
+    redis_server: RedisServer, creates: Taken, taken: Taken, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shared store: the fast ways catch up with the other processes first, as the ordinary
+    route does, and answer the same bytes."""
+    path = "/v1/models/black-forest-labs/flux-dev/predictions"
+    answers = []
+    for fast in (True, False):
+        redis_server.flush()
+        if not fast:
+            never_fast(monkeypatch)
+        for client in client_for(Settings(store=redis_server.url), ManualClock()):
+            created = posted(client, path, json={"input": {"prompt": "a fox"}})
+            got = served(client, f"/v1/predictions/{orjson.loads(created[1])['id']}")
+            ordinary = served(client, f"/v1/predictions/{orjson.loads(created[1])['id']}?x=1")
+            assert got == ordinary
+            answers.append((created, got))
+    assert creates == [True]
+    assert taken == [True, False, True, False]  # each app: the plain get fast, with a query not
+    assert answers[0] == answers[1]

@@ -2,9 +2,10 @@
 Request: a client polling its own prediction, an output file already rendered, and a plain
 create (a valid JSON input with no image inputs, no webhook, no Prefer or Cancel-After).
 Anything else (no or refused token, an unknown id, a query string, a body that does not
-validate, a scenario that could apply, rate limits, the polls clock, a shared store, an image not
-yet rendered...) is handed to the ordinary route, which says what is wrong: the answers are the
-same either way, byte for byte."""
+validate, a scenario that could apply, rate limits, the polls clock, an image not yet
+rendered...) is handed to the ordinary route, which says what is wrong: the answers are the same
+either way, byte for byte. With a shared store both ways first catch up with the other
+processes, once per request."""
 
 from __future__ import annotations
 
@@ -30,11 +31,12 @@ from mock_server.views import prediction_json
 _JSON = (b"content-type", b"application/json")
 
 
-def eligible(ctx: AppContext) -> bool:
-    """Whether this server's set-up lets a get skip the ordinary checks at all."""
+async def eligible(ctx: AppContext, scope: Scope) -> bool:
+    """Whether this server's set-up lets a request skip the ordinary checks at all (with a
+    shared store: once caught up with the other processes, as the ordinary route is)."""
+    await ctx.sync_request(scope)
     return (
-        ctx.shared is None
-        and ctx.rate_limiter is None
+        ctx.rate_limiter is None
         and not ctx.stall.active
         and ctx.timeline.mode is not ClockMode.POLLS
         and not ctx.scenarios.active(None)
@@ -58,7 +60,9 @@ async def get_prediction(
     ctx: AppContext, scope: Scope, send: Send, prefix: str, prediction_id: str
 ) -> bool:
     """Answer `GET <prefix>/predictions/<id>` if it is the plain case; False otherwise."""
-    if scope["query_string"] or not eligible(ctx) or not ids.is_valid(prediction_id):
+    if scope["query_string"] or not ids.is_valid(prediction_id):
+        return False
+    if not await eligible(ctx, scope):
         return False
     authorization = host = None
     for key, value in scope["headers"]:
@@ -96,7 +100,7 @@ async def get_output_file(
     ctx: AppContext, scope: Scope, send: Send, prediction_id: str, name: str
 ) -> bool:
     """Answer `GET /delivery/<id>/<file>` when the image is in the cache; False otherwise."""
-    if scope["query_string"] or not eligible(ctx):
+    if scope["query_string"] or not await eligible(ctx, scope):
         return False
     if any(key == b"x-mock-scenario" for key, _ in scope["headers"]):
         return False
@@ -156,7 +160,7 @@ async def create_prediction(
     read here)."""
     op, handed = route.op, route.handed
     fixture = ctx.models.get(model)
-    if scope["query_string"] or fixture is None or not eligible(ctx):
+    if scope["query_string"] or fixture is None or not await eligible(ctx, scope):
         return receive
     authorization = host = content_type = length = None
     for key, value in scope["headers"]:
