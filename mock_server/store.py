@@ -37,6 +37,12 @@ class PredictionStore(Protocol):
 
     async def add(self, prediction: Prediction) -> Prediction: ...
 
+    async def create(self, owner: str, key: str, build: Callable[[int], Prediction]) -> Prediction:
+        """Count one more create with this request key and add `build(occurrence)` (how many
+        such creates came before), as one step: `build` may be called again if another process
+        took the occurrence first."""
+        ...
+
     async def get(self, prediction_id: str) -> Prediction | None: ...
 
     async def save(self, prediction: Prediction) -> None:
@@ -107,6 +113,9 @@ class MemoryStore:
         n = counts.pop(key, 0)
         counts[key] = n + 1  # now the most recently used
         return n
+
+    async def create(self, owner: str, key: str, build: Callable[[int], Prediction]) -> Prediction:
+        return await self.add(build(await self.next_occurrence(owner, key)))
 
     async def add(self, prediction: Prediction) -> Prediction:
         self._seq += 1

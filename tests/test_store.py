@@ -55,6 +55,49 @@ async def test_occurrences_count_per_key(make_store: MakeStore) -> None:
     assert await store.next_occurrence("o", "b") == 0
 
 
+class Builds:
+    """A create's `build`: record `occurrence` of one request key; remembers each call."""
+
+    def __init__(self, owner: str = "o") -> None:
+        self.owner = owner
+        self.calls: list[int] = []
+
+    def __call__(self, occurrence: int) -> Prediction:
+        self.calls.append(occurrence)
+        n = 1000 + occurrence
+        return prediction(id=f"{n:026d}", owner=self.owner, input={"prompt": str(n)})
+
+
+async def test_create_counts_and_adds_in_one_step(make_store: MakeStore) -> None:
+    store = make_store()
+    builds = Builds()
+    made = [await store.create("o", "k", builds) for _ in range(3)]
+    assert [p.id for p in made] == [f"{n:026d}" for n in (1000, 1001, 1002)]
+    assert builds.calls == [0, 1, 2]
+    assert [(await store.get(p.id)) is not None for p in made] == [True] * 3
+    assert await store.next_occurrence("o", "k") == 3  # one count, the same as next_occurrence's
+    assert await store.create("o", "other", Builds()) is not None
+
+
+async def test_a_create_whose_occurrence_another_process_took_is_built_again(
+    make_store: MakeStore,
+) -> None:
+    """Two stores on one Redis (two processes): each guesses the next occurrence from its own
+    creates, and a stale guess is corrected, never stored twice."""
+    a, b = make_store(), make_store()
+    if a.kind == "memory":  # one memory store is one process
+        b = a
+    first, second, third = Builds(), Builds(), Builds()
+    await a.create("o", "k", first)  # 0
+    await b.create("o", "k", second)  # b guessed 0: taken, built again for 1
+    await a.create("o", "k", third)  # a guessed 1: taken, built again for 2
+    assert first.calls == [0]
+    assert second.calls == ([0, 1] if a is not b else [1])
+    assert third.calls == ([1, 2] if a is not b else [2])
+    page = await a.page("o")
+    assert sorted(p.id for p in page.results) == [f"{n:026d}" for n in (1000, 1001, 1002)]
+
+
 async def test_pages_are_newest_first_and_link_both_ways(make_store: MakeStore) -> None:
     store = make_store()
     for n in range(250):

@@ -21,9 +21,9 @@ from mock_server.redis_store.connection import Keys, cursor_page, guarded, scan_
 from mock_server.redis_store.records import mutable_part, prediction_from, prediction_parts
 from mock_server.store import Page
 
-# KEYS: seq, all, idx:<owner>, p:<id>; ARGV: id, d, m, owner, max_predictions, key prefix.
-# Past the limit the oldest records go (Redis has no clock to tell the finished ones).
-_ADD = """
+# Adds a record. KEYS: seq, all, idx:<owner>, p:<id>; ARGV: id, d, m, owner, max_predictions,
+# key prefix. Past the limit the oldest records go (Redis has no clock to tell the finished ones).
+_ADD_BODY = """
 local seq = redis.call('INCR', KEYS[1])
 redis.call('HSET', KEYS[4], 'd', ARGV[2], 'm', ARGV[3], 's', seq, 'o', ARGV[4])
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
@@ -38,8 +38,20 @@ if over > 0 then
     if owner then redis.call('ZREM', ARGV[6] .. 'idx:' .. owner, old[i]) end
   end
 end
-return seq
 """
+_ADD = _ADD_BODY + "return seq\n"
+# A create: the record is added only if its id was made for the occurrence that is next for its
+# request key. KEYS: as _ADD, then occ:<owner>; ARGV: as _ADD, then the key, the occurrence.
+# Returns {1, seq} once added, else {0, the next occurrence}.
+_CREATE = (
+    """
+local next = tonumber(redis.call('HGET', KEYS[5], ARGV[7]) or '0')
+if next ~= tonumber(ARGV[8]) then return {0, next} end
+redis.call('HSET', KEYS[5], ARGV[7], next + 1)
+"""
+    + _ADD_BODY
+    + "return {1, seq}\n"
+)
 # KEYS: p:<id>; ARGV: m. Only a record that still exists is written back.
 _SAVE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'm', ARGV[1]) end
@@ -48,6 +60,7 @@ return 0
 
 
 FINISHED_KEPT = 10_000  # finished records this process keeps (they never change)
+GUESSES_KEPT = 10_000  # request keys whose next occurrence this process remembers
 
 
 class RedisStore:
@@ -62,11 +75,16 @@ class RedisStore:
         # Which records are finished (set by the context, from the clock); Redis evicts oldest.
         self.finished: Callable[[Prediction], bool] = lambda p: False
         self._add = client.register_script(_ADD)
+        self._create = client.register_script(_CREATE)
+        # The next occurrence of the request keys this process created lately: a create is one
+        # round trip when the guess is right (another process may have moved it: then two).
+        self._next: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._save = client.register_script(_SAVE)
         self._kept: OrderedDict[str, Prediction] = OrderedDict()
 
     def forget_kept(self) -> None:
         self._kept.clear()
+        self._next.clear()
 
     @guarded
     async def next_occurrence(self, owner: str, key: str) -> int:
@@ -82,6 +100,25 @@ class RedisStore:
         )
         prediction.seq = int(seq)
         return prediction
+
+    @guarded
+    async def create(self, owner: str, key: str, build: Callable[[int], Prediction]) -> Prediction:
+        k = self.key
+        occurrence = self._next.pop((owner, key), 0)
+        while True:
+            p = build(occurrence)
+            fixed, mutable = prediction_parts(p)
+            added, value = await self._create(
+                keys=[k("seq"), k("all"), k("idx", owner), k("p", p.id), k("occ", owner)],
+                args=[p.id, fixed, mutable, owner, self.max_predictions, k(""), key, occurrence],
+            )
+            if added:
+                p.seq = int(value)
+                self._next[owner, key] = occurrence + 1
+                if len(self._next) > GUESSES_KEPT:
+                    self._next.popitem(last=False)
+                return p
+            occurrence = int(value)  # the guess was stale: build again for the real one
 
     @guarded
     async def get(self, prediction_id: str) -> Prediction | None:
@@ -111,7 +148,7 @@ class RedisStore:
     @guarded
     async def reset(self, owner: str | None = None) -> None:
         k = self.key
-        self._kept.clear()
+        self.forget_kept()
         if owner is None:
             await self.client.unlink(k("all"), k("seq"))
             await scan_delete(self.client, k("p", "*"), k("idx", "*"), k("occ", "*"))

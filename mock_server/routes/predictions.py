@@ -122,15 +122,20 @@ async def store_new(
 ) -> Prediction:
     """The prediction a valid create body makes, stored: its sizes follow the measured image
     inputs, then the scenarios and the Cancel-After deadline apply."""
-    p = await _new_prediction(c, owner, fixture, body["input"], images.measure)
-    images.apply(p)
-    p.webhook = body.get("webhook")
-    p.webhook_events_filter = events_filter(body.get("webhook_events_filter"))
-    apply_to_prediction(scenarios, p, c.settings.time_scale)
-    if cancel_after is not None:
-        p.deadline = p.created_at + timedelta(seconds=cancel_after)
-    await c.store.add(p)
-    return p
+    inp = body["input"]
+    key = ids.request_key(c.settings.seed, owner, fixture.ref, inp)
+
+    def build(occurrence: int) -> Prediction:
+        p = _prediction(c, owner, fixture, inp, images.measure, key, occurrence)
+        images.apply(p)
+        p.webhook = body.get("webhook")
+        p.webhook_events_filter = events_filter(body.get("webhook_events_filter"))
+        apply_to_prediction(scenarios, p, c.settings.time_scale)
+        if cancel_after is not None:
+            p.deadline = p.created_at + timedelta(seconds=cancel_after)
+        return p
+
+    return await c.store.create(owner, key, build)
 
 
 def location(p: Prediction, base: str, prefix: str) -> str:
@@ -168,6 +173,22 @@ async def _new_prediction(
     inp: dict[str, Any],
     measure: Measure = data_uri_size,
 ) -> Prediction:
+    """The record a create of `inp` makes, counted in the store (not stored)."""
+    key = ids.request_key(c.settings.seed, owner, fixture.ref, inp)
+    occurrence = await c.store.next_occurrence(owner, key)
+    return _prediction(c, owner, fixture, inp, measure, key, occurrence)
+
+
+def _prediction(
+    c: AppContext,
+    owner: str,
+    fixture: ModelFixture,
+    inp: dict[str, Any],
+    measure: Measure,
+    key: str,
+    occurrence: int,
+) -> Prediction:
+    """The `occurrence`-th (0-based) create of `inp` with this request key."""
     effective = fixture.effective_input(inp)
     width, height = output_size(fixture.size, effective, measure)
     fmt = effective.get("output_format", "webp")
@@ -175,10 +196,9 @@ async def _new_prediction(
     count = effective.get("num_outputs", 1) if fixture.output == "list" else 1
     if isinstance(count, float) and count.is_integer():
         count = int(count)  # JSON Schema counts 4.0 as an integer
-    key = ids.request_key(c.settings.seed, owner, fixture.ref, inp)
     scale = c.settings.time_scale
     return Prediction(
-        id=ids.prediction_id(key, await c.store.next_occurrence(owner, key)),
+        id=ids.prediction_id(key, occurrence),
         owner=owner,
         model=fixture.ref,
         input=inp,
