@@ -21,6 +21,7 @@ from mock_server.errors import StoreUnavailable, problem_response
 from mock_server.paging import Slice
 
 P = ParamSpec("P")
+Queue = Callable[[Any], Awaitable[Any]]  # queues one command on a pipeline (Pipelined)
 T = TypeVar("T")
 PREFIX = "mock-server:"  # every key this server writes starts with it
 DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -157,3 +158,51 @@ class SharedRead(Generic[T]):
                 waiting.exception()  # retrieved: no warning if every waiter has gone
             else:
                 waiting.set_result(result)
+
+
+class Pipelined:
+    """Commands run in the order they were asked: those asked while a pipeline is out go
+    together in the next one, on one connection. Under load one round trip serves many
+    requests, and commands asked one after the other in this process reach Redis in that
+    order. Each call gives a coroutine function that queues one command on the pipeline."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._queue: list[tuple[Queue, asyncio.Future[Any]]] = []
+        self._runner: asyncio.Task[None] | None = None
+
+    async def __call__(self, queue: Queue) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.append((queue, future))
+        if self._runner is None or self._runner.done():
+            self._runner = loop.create_task(self._run())
+        return await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            futures = [future for _, future in batch]
+            try:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for queue, _ in batch:
+                        await queue(pipe)
+                    results = await pipe.execute(raise_on_error=False)
+                for future, result in zip(futures, results, strict=True):
+                    if isinstance(result, BaseException):
+                        _fail(future, result)
+                    else:
+                        future.set_result(result)
+            except asyncio.CancelledError:  # the loop is closing
+                for future in futures:
+                    future.cancel()
+                raise
+            except BaseException as exc:  # every call gets it, as its own round trip would
+                for future in futures:
+                    if not future.done():
+                        _fail(future, exc)
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    future.set_exception(exc)
+    future.exception()  # retrieved: no warning if the caller has gone

@@ -17,7 +17,13 @@ import orjson
 
 from mock_server.models import Prediction
 from mock_server.paging import Slice, window_slice
-from mock_server.redis_store.connection import Keys, cursor_page, guarded, scan_delete
+from mock_server.redis_store.connection import (
+    Keys,
+    Pipelined,
+    cursor_page,
+    guarded,
+    scan_delete,
+)
 from mock_server.redis_store.records import mutable_part, prediction_from, prediction_parts
 from mock_server.store import Page
 
@@ -61,6 +67,7 @@ return 0
 
 FINISHED_KEPT = 10_000  # finished records this process keeps (they never change)
 GUESSES_KEPT = 10_000  # request keys whose next occurrence this process remembers
+GUESSES = 8  # tries of a create before it counts with a round trip of its own
 
 
 class RedisStore:
@@ -76,8 +83,9 @@ class RedisStore:
         self.finished: Callable[[Prediction], bool] = lambda p: False
         self._add = client.register_script(_ADD)
         self._create = client.register_script(_CREATE)
-        # The next occurrence of the request keys this process created lately: a create is one
-        # round trip when the guess is right (another process may have moved it: then two).
+        self._pipelined = Pipelined(client)  # creates and reads of records
+        # The next occurrence of the request keys this process created lately, counted here as
+        # creates start: a create is one (shared) round trip when no other process took it.
         self._next: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._save = client.register_script(_SAVE)
         self._kept: OrderedDict[str, Prediction] = OrderedDict()
@@ -104,21 +112,36 @@ class RedisStore:
     @guarded
     async def create(self, owner: str, key: str, build: Callable[[int], Prediction]) -> Prediction:
         k = self.key
-        occurrence = self._next.pop((owner, key), 0)
-        while True:
+        for _ in range(GUESSES):
+            occurrence = self._guess(owner, key)
             p = build(occurrence)
             fixed, mutable = prediction_parts(p)
-            added, value = await self._create(
-                keys=[k("seq"), k("all"), k("idx", owner), k("p", p.id), k("occ", owner)],
-                args=[p.id, fixed, mutable, owner, self.max_predictions, k(""), key, occurrence],
-            )
+            keys = [k("seq"), k("all"), k("idx", owner), k("p", p.id), k("occ", owner)]
+            args = [p.id, fixed, mutable, owner, self.max_predictions, k(""), key, occurrence]
+
+            async def queue(pipe: Any, keys: list[str] = keys, args: list[Any] = args) -> None:
+                await self._create(keys=keys, args=args, client=pipe)
+
+            added, value = await self._pipelined(queue)
             if added:
                 p.seq = int(value)
-                self._next[owner, key] = occurrence + 1
-                if len(self._next) > GUESSES_KEPT:
-                    self._next.popitem(last=False)
                 return p
-            occurrence = int(value)  # the guess was stale: build again for the real one
+            # Another process took it (the real next is further on), or a create of this
+            # process failed on the way (it is back): count from the real next.
+            real = int(value)
+            mine = self._next.get((owner, key), real)
+            self._next[owner, key] = max(mine, real) if real > occurrence else real
+        # Many processes creating the same request at once: count first, then add.
+        p = build(await self.next_occurrence(owner, key))
+        return await self.add(p)
+
+    def _guess(self, owner: str, key: str) -> int:
+        """This key's next occurrence as this process counts it, counted as taken."""
+        occurrence = self._next.pop((owner, key), 0)
+        self._next[owner, key] = occurrence + 1  # now the most recently used
+        if len(self._next) > GUESSES_KEPT:
+            self._next.popitem(last=False)
+        return occurrence
 
     @guarded
     async def get(self, prediction_id: str) -> Prediction | None:
@@ -126,7 +149,12 @@ class RedisStore:
         if kept is not None:
             self._kept.move_to_end(prediction_id)
             return kept
-        fixed, mutable, seq = await self.client.hmget(self.key("p", prediction_id), "d", "m", "s")
+        record = self.key("p", prediction_id)
+
+        async def queue(pipe: Any) -> None:
+            pipe.hmget(record, "d", "m", "s")
+
+        fixed, mutable, seq = await self._pipelined(queue)
         if fixed is None or mutable is None or seq is None:
             return None
         p = prediction_from(fixed, mutable, seq)
