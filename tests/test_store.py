@@ -226,3 +226,18 @@ async def test_saved_changes_are_read_back(make_store: MakeStore) -> None:
     assert got.reads == 2
     assert got.seq == p.seq
     assert got.input == {"prompt": "1"}
+
+
+async def test_a_create_that_keeps_missing_counts_first(
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After GUESSES misses (many processes creating the same request at once) a create counts
+    with a round trip of its own, then adds: the same occurrences."""
+    from mock_server.redis_store import predictions
+
+    monkeypatch.setattr(predictions, "GUESSES", 0)
+    store = make_store()
+    builds = Builds()
+    made = [await store.create("o", "k", builds) for _ in range(3)]
+    assert builds.calls == [0, 1, 2]
+    assert [p.id for p in made] == [f"{n:026d}" for n in (1000, 1001, 1002)]
