@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +28,24 @@ ROOT = Path(__file__).resolve().parents[1]
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:(\d+))")
 REDIS_SERVER = "/usr/bin/redis-server"
 PR_SET_PDEATHSIG = 1
+
+
+def cpu_split() -> tuple[str, str] | None:
+    """(the load generator's CPUs, a single-process server's CPU) for `taskset -c`: wrk and the
+    server measured must not take turns on the same cores (on 2 cores, sharing them moved one
+    p99 by 5x between runs). None where taskset is missing or there is one CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if shutil.which("taskset") is None or len(cpus) < 2:
+        return None
+    return ",".join(map(str, cpus[:-1])), str(cpus[-1])
+
+
+CPUS = cpu_split()
+
+
+def pinned(args: Sequence[str], cpus: str | None) -> list[str]:
+    """`args` run on `cpus` only (as given when `cpus` is None)."""
+    return ["taskset", "-c", cpus, *args] if cpus else list(args)
 
 
 def free_port() -> int:

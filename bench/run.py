@@ -4,7 +4,10 @@
     python -m bench.run --smoke      # every part, very briefly (what tests/test_bench.py runs)
 
 HTTP (wrk, the same threads, connections and duration for every case; loopback only). Servers
-run one configuration at a time and are stopped before the next starts:
+run one configuration at a time and are stopped before the next starts. With taskset and two or
+more CPUs, wrk runs on all CPUs but the last and each single-process server (emulator or
+baseline) on the last one, so that the load generator and the server measured do not take
+turns on the same core; servers with two workers, and Redis, are not pinned:
 
 - `uvicorn memory 1w`, `uvicorn redis 1w`, `uvicorn redis 2w`: `mock-server` (uvicorn,
   httptools, uvloop, no access log, default time scale 1) with the memory store, with Redis,
@@ -59,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import http_bench, render_bench, store_bench, wrk
-from bench.procs import ROOT, Proc, ProcError, free_port, start_redis
+from bench.procs import CPUS, ROOT, Proc, ProcError, free_port, pinned, start_redis
 
 MODEL = "black-forest-labs/flux-schnell"
 CREATE_PATH = f"/v1/models/{MODEL}/predictions"
@@ -278,6 +281,7 @@ class Launch:
     url: str | None = None
     probe: str = ""
     timeout: float = 90.0
+    single: bool = True  # one server process: runs on its own CPU, away from wrk (procs.CPUS)
 
 
 @dataclass
@@ -305,7 +309,8 @@ class Runner:
         started: list[Proc] = []
         try:
             for launch in launches:
-                proc = Proc.spawn(launch.name, launch.args, self.tmp, env=launch.env)
+                cpu = CPUS[1] if CPUS and launch.single else None
+                proc = Proc.spawn(launch.name, pinned(launch.args, cpu), self.tmp, env=launch.env)
                 started.append(proc)
                 self.procs.append(proc)
             for proc, launch in zip(started, launches, strict=True):
@@ -319,11 +324,12 @@ class Runner:
 
     def emulator_launch(self, name: str, *flags: str) -> Launch:
         args = [sys.executable, "-m", "mock_server", "--port", "0", "--scenarios"]
-        return Launch(name, [*args, str(self.scenarios()), *flags])
+        single = "--workers" not in flags
+        return Launch(name, [*args, str(self.scenarios()), *flags], single=single)
 
     def uvicorn_baseline(self, name: str, bodies: Path, workers: int) -> Launch:
         args = [sys.executable, "-m", "bench.baseline_app", "--workers", str(workers)]
-        return Launch(name, args, {"BENCH_BASELINE_BODIES": str(bodies)})
+        return Launch(name, args, {"BENCH_BASELINE_BODIES": str(bodies)}, single=workers == 1)
 
     def granian(self, name: str, target: list[str], env: dict[str, str], probe: str) -> Launch:
         port = free_port()
@@ -774,6 +780,8 @@ def main(argv: list[str] | None = None) -> int:
             "render_trials": plan.render_trials,
             "list_page": min(plan.list_size, 100),
             "emulator": "mock-server --scenarios <bench-running> (time scale 1, no access log)",
+            # wrk on the first CPUs, each single-process server (and its baseline) on the last
+            "cpus": {"wrk": CPUS[0], "server": CPUS[1]} if CPUS else "not pinned",
         },
         "machine": machine(),
         "versions": versions(),

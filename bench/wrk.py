@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.procs import CPUS, pinned
+
 MARK = "WRK_JSON "
 DONE = r"""
 done = function(summary, latency, requests)
@@ -73,6 +75,7 @@ def script(
 
 def run(url: str, lua: Path, load: Load) -> Result:
     cmd = [
+        *pinned([], CPUS[0] if CPUS else None),
         wrk_path() or "wrk",
         f"-t{load.threads}",
         f"-c{load.connections}",
