@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
@@ -13,7 +12,6 @@ from typing import Any
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router, compile_path
@@ -177,72 +175,25 @@ def build_routes(context: AppContext) -> list[BaseRoute]:
     ]
 
 
-_HOT = re.compile(
-    r"^(/replicate/v1|/v1)/(?:predictions/([^/]+)|models/([^/]+)/([^/]+)/predictions)$"
-)
-
-
-_DELIVERY = re.compile(r"^/delivery/([^/]+)/([^/]+)$")
-
-
 class HotRouter(Router):
     """Starlette's router, except that the two hottest routes (get a prediction, create one by
     model) are found with one regular expression instead of by trying the routes of both
     prefixes in turn. Everything else, and every other method on these paths (405s), goes the
     usual way."""
 
-    def __init__(
-        self, *args: Any, hot: dict[tuple[str, str], Route], ctx: AppContext, **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, hot: dict[tuple[str, str], Route], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.hot = hot  # (method, prefix) -> route; "get" and "create" told apart by the match
-        self.ctx = ctx
-        get = ctx.operations["getPrediction"]
-        # The fast get skips the ordinary checks: only while the spec gives it none to make.
-        self.fast_get = not get.query and not get.headers
-        file = ctx.operations["getOutputFile"]
-        self.fast_file = not file.query and not file.headers and not file.secured
-        # The fast create hands on any request with a header the spec checks (Prefer...).
-        self.fast_create = {
-            prefix: fastpath.CreateRoute.of(op)
-            for prefix, op in (
-                (COMET_PREFIX, ctx.operations["createPrediction"]),
-                (REPLICATE_PREFIX, ctx.operations["v1_createPrediction"]),
-            )
-            if op.secured
-            and not any(q.required for q in op.query.values())
-            and not any(h.required for h in op.headers.values())
-        }
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "GET"
-            and self.fast_file
-            and (d := _DELIVERY.match(scope["path"])) is not None
-            and await fastpath.get_output_file(self.ctx, scope, send, *d.groups())
-        ):
-            return
-        if scope["type"] == "http" and (m := _HOT.match(scope["path"])) is not None:
+        if scope["type"] == "http" and (m := fastpath.HOT.match(scope["path"])) is not None:
             prefix, prediction_id, owner, name = m.groups()
             method = scope["method"]
             route = None
             if prediction_id is not None and method == "GET":
-                if self.fast_get and await fastpath.get_prediction(
-                    self.ctx, scope, send, prefix, prediction_id
-                ):
-                    return
                 route = self.hot.get(("get", prefix))
                 params = {"prediction_id": prediction_id}
             elif owner is not None and method == "POST":
-                fast = self.fast_create.get(prefix)
-                if fast is not None:
-                    handed = await fastpath.create_prediction(
-                        self.ctx, scope, receive, send, fast, prefix, f"{owner}/{name}"
-                    )
-                    if handed is None:
-                        return
-                    receive = handed
                 route = self.hot.get(("create", prefix))
                 params = {"model_owner": owner, "model_name": name}
             if route is not None:
@@ -253,6 +204,28 @@ class HotRouter(Router):
                 await route.app(scope, receive, send)
                 return
         await super().app(scope, receive, send)
+
+
+class EmulatorApp(Starlette):
+    """The Starlette app behind two outer layers: the request journal (it sees every answer,
+    the middleware's 500s included), then the fast paths (routes/fastpath.py), which answer the
+    plain hot requests without Starlette's middleware, request objects or routing."""
+
+    def __init__(self, *args: Any, ctx: AppContext, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast = fastpath.FastRoutes(ctx)
+        self.outer = JournalMiddleware(self._dispatch, journal=ctx.journal, now=ctx.clock_now)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.outer(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            handed = await self.fast(scope, receive, send)
+            if handed is None:
+                return
+            receive = handed
+        await super().__call__(scope, receive, send)
 
 
 def hot_routes(routes: Iterable[BaseRoute]) -> dict[tuple[str, str], Route]:
@@ -345,9 +318,6 @@ def create_app(
         **parts,
     )
     routes = build_routes(context)
-    journal = Middleware(
-        JournalMiddleware, journal=context.journal, now=lambda: context.clock.now()
-    )
     handlers: dict[Any, Any] = {
         APIError: handle_api_error,
         HTTPException: handle_api_error,
@@ -358,12 +328,10 @@ def create_app(
         for error in DOWN:  # anything that reached Redis without a guard: still a 503
             handlers[error] = down_handler(settings.store)
     lifespan = _lifespan(context, shared)
-    app = Starlette(
-        routes=routes, middleware=[journal], exception_handlers=handlers, lifespan=lifespan
-    )
+    app = EmulatorApp(routes=routes, exception_handlers=handlers, lifespan=lifespan, ctx=context)
     # `/v1/predictions/` is a 404, not a redirect.
     app.router = HotRouter(
-        routes, redirect_slashes=False, lifespan=lifespan, hot=hot_routes(routes), ctx=context
+        routes, redirect_slashes=False, lifespan=lifespan, hot=hot_routes(routes)
     )
     app.state.ctx = context
     app.state.allow_table = [

@@ -66,6 +66,10 @@ class AppContext:
         self.store.finished = self._finished  # evict finished predictions first
         self.rendered = FinishedBodies()
 
+    def clock_now(self) -> datetime:
+        """The clock's time (the clock itself may be replaced by a reset)."""
+        return self.clock.now()
+
     def _finished(self, p: Prediction) -> bool:
         return state_at(p, self.timeline.now_for(p)).status.terminal
 

@@ -252,3 +252,21 @@ def test_with_the_redis_store_the_fast_answers_match_too(
     assert creates == [True]
     assert taken == [True, False, True, False]  # each app: the plain get fast, with a query not
     assert answers[0] == answers[1]
+
+
+BODY = {"input": {"prompt": "a fox"}}
+
+
+def test_the_journal_records_what_the_fast_ways_answer(creates: Taken, taken: Taken) -> None:
+    for client in client_for(Settings(), ManualClock()):
+        created = posted(client, "/v1/models/black-forest-labs/flux-dev/predictions", json=BODY)
+        prediction_id = orjson.loads(created[1])["id"]
+        got = served(client, f"/v1/predictions/{prediction_id}")
+        assert (creates, taken) == ([True], [True])
+        entries = client.get("/__admin/requests").json()["requests"]
+        by_method = {e["method"]: e for e in entries}
+        assert by_method["POST"]["status"] == 201
+        assert by_method["POST"]["model"] == "black-forest-labs/flux-dev"
+        assert orjson.loads(by_method["POST"]["request_body"]) == BODY
+        assert by_method["GET"]["status"] == 200
+        assert orjson.loads(by_method["GET"]["response_body"]) == orjson.loads(got[1])

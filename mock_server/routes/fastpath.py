@@ -9,19 +9,22 @@ processes, once per request."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import orjson
+from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from mock_server import ids
 from mock_server.auth import owner_of
 from mock_server.context import AppContext
+from mock_server.errors import handle_api_error
 from mock_server.images import MEDIA_TYPES
 from mock_server.inputs import image_inputs
 from mock_server.models import Status
 from mock_server.operations import Operation
-from mock_server.responses import created_status
+from mock_server.responses import COMET_PREFIX, REPLICATE_PREFIX, created_status
 from mock_server.routes.files import _FILENAME, CACHE_CONTROL
 from mock_server.routes.predictions import STARTING, _body, location, store_new
 from mock_server.timeline import ClockMode
@@ -29,6 +32,60 @@ from mock_server.validation import MAX_DEPTH, too_deep
 from mock_server.views import prediction_json
 
 _JSON = (b"content-type", b"application/json")
+# A prediction by id, or the creates of a model, under either prefix.
+HOT = re.compile(
+    r"^(/replicate/v1|/v1)/(?:predictions/([^/]+)|models/([^/]+)/([^/]+)/predictions)$"
+)
+DELIVERY = re.compile(r"^/delivery/([^/]+)/([^/]+)$")
+
+
+class FastRoutes:
+    """The fast paths in front of the Starlette app: `await fast(scope, receive, send)` is None
+    once a request is answered, else the receive to pass on with it (replaying any body read).
+    Each fast path is on only while the spec gives its operation no check it skips."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        get = ctx.operations["getPrediction"]
+        self.fast_get = not get.query and not get.headers
+        file = ctx.operations["getOutputFile"]
+        self.fast_file = not file.query and not file.headers and not file.secured
+        # The fast create hands on any request with a header the spec checks (Prefer...).
+        self.fast_create = {
+            prefix: CreateRoute.of(op)
+            for prefix, op in (
+                (COMET_PREFIX, ctx.operations["createPrediction"]),
+                (REPLICATE_PREFIX, ctx.operations["v1_createPrediction"]),
+            )
+            if op.secured
+            and not any(q.required for q in op.query.values())
+            and not any(h.required for h in op.headers.values())
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        try:
+            return await self._answer(scope, receive, send)
+        except Exception as exc:  # the store away (503), or a bug: answered as the app does
+            response = await handle_api_error(Request(scope), exc)
+            await response(scope, receive, send)
+            return None
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        path, method, ctx = scope["path"], scope["method"], self.ctx
+        if method == "GET" and self.fast_file and (d := DELIVERY.match(path)) is not None:
+            return None if await get_output_file(ctx, scope, send, *d.groups()) else receive
+        m = HOT.match(path)
+        if m is None:
+            return receive
+        prefix, prediction_id, owner, name = m.groups()
+        if prediction_id is not None and method == "GET" and self.fast_get:
+            return (
+                None if await get_prediction(ctx, scope, send, prefix, prediction_id) else receive
+            )
+        fast = self.fast_create.get(prefix) if owner is not None and method == "POST" else None
+        if fast is None:
+            return receive
+        return await create_prediction(ctx, scope, receive, send, fast, prefix, f"{owner}/{name}")
 
 
 async def eligible(ctx: AppContext, scope: Scope) -> bool:
