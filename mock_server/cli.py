@@ -200,8 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--server",
         choices=["uvicorn", "granian"],
         help="the HTTP server: uvicorn (default) or granian, which serves about 1.7 times the "
-        "gets per second and creates no faster (install the extra: pip install "
-        "'replicate-flux-emulator[granian]')",
+        "gets per second (install the extra: pip install 'replicate-flux-emulator[granian]')",
     )
     parser.add_argument(
         "--access-log",

@@ -61,7 +61,7 @@ class Settings:
     store: str = "memory"
     workers: int = 1
     # The HTTP server: uvicorn (httptools, uvloop), or granian (the `granian` extra), which
-    # answers about 1.7 times the gets per second here, creates no faster (make bench).
+    # answers about 1.7 times the gets per second here (make bench measures both).
     server: str = "uvicorn"
     redis_timeout: float = 2.0  # seconds a Redis command may take before the request gets a 503
     max_body_bytes: int = 10 * 1024 * 1024
