@@ -111,6 +111,28 @@ def live_server() -> Iterator[LiveServer]:
     thread.join(timeout=10)
 
 
+def http_scope(
+    method: str, raw_path: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> dict[str, Any]:
+    """An ASGI HTTP scope for a request to testserver with the path exactly as given (for a
+    test that drives the app directly: HTTP clients normalise paths and bodies)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": raw_path.decode("latin-1"),
+        "raw_path": raw_path,
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *(headers or [])],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+
+
 def child_environ() -> dict[str, str]:
     """os.environ without MOCK_SERVER_* variables: a developer's settings must not reach a test
     server."""

@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from mock_server.clock import ManualClock
 from mock_server.config import Settings
 from mock_server.fixtures import load_fixtures
+from tests.conftest import http_scope
 
 MODELS = load_fixtures(Settings().fixtures_dir)
 WRONG_TYPE = {"integer": "seven", "number": "seven", "boolean": "yes", "string": 7, "array": "x"}
@@ -114,21 +115,7 @@ def test_moderate_nesting_inside_input_is_kept(client: TestClient) -> None:
 
 def raw_get(app: Starlette, raw_path: bytes) -> tuple[int, bytes]:
     """One request with the path exactly as given (HTTP clients normalise `..` away)."""
-    path = raw_path.decode("latin-1")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": raw_path,
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 1),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope("GET", raw_path)
     sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from starlette.types import Message
 
 from mock_server import Settings
 from mock_server.clock import ManualClock
+from tests.conftest import http_scope
 
 SCHNELL = "/v1/models/black-forest-labs/flux-schnell/predictions"
 KONTEXT = "/v1/models/black-forest-labs/flux-kontext-pro/predictions"
@@ -432,25 +433,11 @@ def test_a_client_that_leaves_mid_body_is_no_server_error(
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"authorization", b"Bearer r8_gone"),
-            (b"content-type", content_type),
-        ],
-        "client": ("127.0.0.1", 1),
-        "server": ("testserver", 80),
-        "state": {},
-    }
+    scope = http_scope(
+        "POST",
+        path.encode(),
+        [(b"authorization", b"Bearer r8_gone"), (b"content-type", content_type)],
+    )
 
     async def main() -> None:
         async with app.router.lifespan_context(app):

@@ -3,7 +3,7 @@ every other case to it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -19,19 +19,25 @@ from tests.redis_server import RedisServer
 Taken = list[bool]
 
 
+def spy(monkeypatch: pytest.MonkeyPatch, name: str, fast: Callable[[Any], bool]) -> Taken:
+    """Whether each call of the fast path `name` answered (True) or handed on (False), told
+    from what it returns by `fast`."""
+    seen: Taken = []
+    original = getattr(fastpath, name)
+
+    async def spied(*args: Any) -> Any:
+        result = await original(*args)
+        seen.append(fast(result))
+        return result
+
+    monkeypatch.setattr(fastpath, name, spied)
+    return seen
+
+
 @pytest.fixture
 def taken(monkeypatch: pytest.MonkeyPatch) -> Taken:
     """Whether each get went the fast way (True) or was handed on (False)."""
-    seen: Taken = []
-    original = fastpath.get_prediction
-
-    async def spy(*args: Any) -> bool:
-        answered = await original(*args)
-        seen.append(answered)
-        return answered
-
-    monkeypatch.setattr(fastpath, "get_prediction", spy)
-    return seen
+    return spy(monkeypatch, "get_prediction", bool)
 
 
 def served(client: TestClient, path: str, **kwargs: Any) -> tuple[int, bytes, dict[str, str]]:
@@ -94,15 +100,7 @@ def test_polls_clock_and_rate_limits_take_the_ordinary_route(taken: Taken) -> No
 def test_a_cached_output_file_is_served_as_the_ordinary_route_serves_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    seen: Taken = []
-    original = fastpath.get_output_file
-
-    async def spy(*args: Any) -> bool:
-        answered = await original(*args)
-        seen.append(answered)
-        return answered
-
-    monkeypatch.setattr(fastpath, "get_output_file", spy)
+    seen = spy(monkeypatch, "get_output_file", bool)
     clock = ManualClock()
     for client in client_for(Settings(), clock):
         p = create(client, "/v1/models/black-forest-labs/flux-schnell/predictions")
@@ -122,16 +120,7 @@ def test_a_cached_output_file_is_served_as_the_ordinary_route_serves_it(
 @pytest.fixture
 def creates(monkeypatch: pytest.MonkeyPatch) -> Taken:
     """Whether each create by model went the fast way (True) or was handed on (False)."""
-    seen: Taken = []
-    original = fastpath.create_prediction
-
-    async def spy(*args: Any) -> Any:
-        handed = await original(*args)
-        seen.append(handed is None)
-        return handed
-
-    monkeypatch.setattr(fastpath, "create_prediction", spy)
-    return seen
+    return spy(monkeypatch, "create_prediction", lambda handed: handed is None)
 
 
 def never_fast(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -118,11 +119,8 @@ class RedisStore:
             fixed, mutable = prediction_parts(p)
             keys = [k("seq"), k("all"), k("idx", owner), k("p", p.id), k("occ", owner)]
             args = [p.id, fixed, mutable, owner, self.max_predictions, k(""), key, occurrence]
-
-            async def queue(pipe: Any, keys: list[str] = keys, args: list[Any] = args) -> None:
-                await self._create(keys=keys, args=args, client=pipe)
-
-            added, value = await self._pipelined(queue)
+            # The script's call with the pipeline as its client queues it there.
+            added, value = await self._pipelined(partial(self._create, keys, args))
             if added:
                 p.seq = int(value)
                 return p

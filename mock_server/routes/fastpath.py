@@ -100,6 +100,25 @@ async def eligible(ctx: AppContext, scope: Scope) -> bool:
     )
 
 
+_SCENARIO = frozenset([b"x-mock-scenario"])
+
+
+def _headers(scope: Scope, handed: frozenset[bytes]) -> dict[bytes, bytes] | None:
+    """The request's headers, the first value of each (as Starlette's `headers.get` reads
+    them); None when one of `handed` is present (the request goes the ordinary way)."""
+    found: dict[bytes, bytes] = {}
+    for key, value in scope["headers"]:
+        if key in handed:
+            return None
+        found.setdefault(key, value)
+    return found
+
+
+def _base(ctx: AppContext, scope: Scope, headers: dict[bytes, bytes]) -> str:
+    host = headers.get(b"host")
+    return ctx.base_of(scope, host.decode("latin-1") if host is not None else None)
+
+
 def _owner(ctx: AppContext, authorization: bytes | None) -> str | None:
     """The caller's owner key when the token is well formed and allowed; None otherwise."""
     if authorization is None:
@@ -121,24 +140,16 @@ async def get_prediction(
         return False
     if not await eligible(ctx, scope):
         return False
-    authorization = host = None
-    for key, value in scope["headers"]:
-        if key == b"authorization":
-            if authorization is None:
-                authorization = value
-        elif key == b"host":
-            if host is None:
-                host = value
-        elif key == b"x-mock-scenario":
-            return False
-    owner = _owner(ctx, authorization)
+    headers = _headers(scope, _SCENARIO)
+    if headers is None:
+        return False
+    owner = _owner(ctx, headers.get(b"authorization"))
     if owner is None:
         return False
     p = await ctx.store.get(prediction_id)
     if p is None or p.owner != owner:
         return False
-    base = ctx.base_of(scope, host.decode("latin-1") if host else None)
-    body = await _body(ctx, p, base, prefix)
+    body = await _body(ctx, p, _base(ctx, scope, headers), prefix)
     await send(
         {
             "type": "http.response.start",
@@ -159,7 +170,7 @@ async def get_output_file(
     """Answer `GET /delivery/<id>/<file>` when the image is in the cache; False otherwise."""
     if scope["query_string"] or not await eligible(ctx, scope):
         return False
-    if any(key == b"x-mock-scenario" for key, _ in scope["headers"]):
+    if _headers(scope, _SCENARIO) is None:
         return False
     match = _FILENAME.match(name)
     p = await ctx.store.get(prediction_id) if match is not None else None
@@ -219,21 +230,11 @@ async def create_prediction(
     fixture = ctx.models.get(model)
     if scope["query_string"] or fixture is None or not await eligible(ctx, scope):
         return receive
-    authorization = host = content_type = length = None
-    for key, value in scope["headers"]:
-        if key == b"authorization":
-            if authorization is None:
-                authorization = value
-        elif key == b"host":
-            if host is None:
-                host = value
-        elif key == b"content-type":
-            content_type = value
-        elif key == b"content-length":
-            length = value
-        elif key in handed:
-            return receive  # Prefer, Cancel-After, X-Mock-Scenario: the ordinary way
-    owner = _owner(ctx, authorization)
+    headers = _headers(scope, handed)  # Prefer, Cancel-After, X-Mock-Scenario: handed on
+    if headers is None:
+        return receive
+    owner = _owner(ctx, headers.get(b"authorization"))
+    content_type, length = headers.get(b"content-type"), headers.get(b"content-length")
     limit = ctx.settings.max_body_bytes
     if (
         owner is None
@@ -268,7 +269,7 @@ async def create_prediction(
     ):
         return _replay(messages, receive)
     p = await store_new(ctx, owner, fixture, body)
-    base = ctx.base_of(scope, host.decode("latin-1") if host else None)
+    base = _base(ctx, scope, headers)
     answer = orjson.dumps(prediction_json(p, STARTING, fixture, base=base, prefix=prefix))
     await send(
         {
